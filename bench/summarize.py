@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""Arithmetic helper for bench/run.sh (stdlib only).
+
+Subcommands (all called by run.sh):
+  run RESULTS TARGET N C RUN WRKFILE CPU_TICKS CLK_TCK RSS_IDLE_KB RSS_AFTER_KB HWM_KB
+      parse one wrk --latency output, append a row to RESULTS (TSV), print one line
+  set RESULTS TARGET N C
+      print median [min-max] over the runs of one (target, N, C) set
+  report RESULTS
+      print every set plus the final summary table with blastdoor/nginx ratios
+"""
+
+import math
+import os
+import re
+import statistics
+import sys
+
+COLUMNS = [
+    "target", "workers", "conns", "run", "rps", "p50_us", "p99_us", "requests",
+    "cpu_us_per_req", "rss_idle_kb", "rss_after_kb", "hwm_kb", "sock_errors", "non2xx",
+]
+TARGETS = ["direct", "nginx", "blastdoor"]
+UNIT_US = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6}
+NAN = float("nan")
+
+
+def parse_wrk(text):
+    out = {"rps": NAN, "p50_us": NAN, "p99_us": NAN, "requests": 0,
+           "sock_errors": 0, "non2xx": 0}
+    for pct, key in (("50", "p50_us"), ("99", "p99_us")):
+        m = re.search(r"^\s*" + pct + r"%\s+([0-9.]+)(us|ms|s|m|h)\s*$", text, re.M)
+        if m:
+            out[key] = float(m.group(1)) * UNIT_US[m.group(2)]
+    m = re.search(r"^\s*(\d+) requests in ", text, re.M)
+    if m:
+        out["requests"] = int(m.group(1))
+    m = re.search(r"^Requests/sec:\s+([0-9.]+)", text, re.M)
+    if m:
+        out["rps"] = float(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if m:
+        out["sock_errors"] = sum(int(g) for g in m.groups())
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if m:
+        out["non2xx"] = int(m.group(1))
+    return out
+
+
+def fnum(v, digits=1):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return f"{v:.{digits}f}"
+
+
+def fus(v):
+    """latency in microseconds, integer"""
+    if v is None or math.isnan(v):
+        return "n/a"
+    return f"{v:.0f}us"
+
+
+def fmb(kb):
+    if kb is None or math.isnan(kb) or kb <= 0:
+        return "n/a"
+    return f"{kb / 1024:.1f}MB"
+
+
+def load(path):
+    rows = []
+    if not os.path.exists(path):
+        return rows
+    with open(path) as fh:
+        header = fh.readline().rstrip("\n").split("\t")
+        for line in fh:
+            vals = line.rstrip("\n").split("\t")
+            row = dict(zip(header, vals))
+            for k in COLUMNS[1:]:
+                row[k] = float(row[k])
+            rows.append(row)
+    return rows
+
+
+def cmd_run(argv):
+    (results, target, n, c, run, wrkfile, ticks, clk_tck,
+     rss_idle, rss_after, hwm) = argv
+    with open(wrkfile, errors="replace") as fh:
+        w = parse_wrk(fh.read())
+    ticks, clk_tck = int(ticks), int(clk_tck)
+    cpu = ticks / clk_tck / w["requests"] * 1e6 if w["requests"] > 0 else NAN
+    row = {"target": target, "workers": n, "conns": c, "run": run,
+           "cpu_us_per_req": cpu, "rss_idle_kb": rss_idle,
+           "rss_after_kb": rss_after, "hwm_kb": hwm, **w}
+    new = not os.path.exists(results)
+    with open(results, "a") as fh:
+        if new:
+            fh.write("\t".join(COLUMNS) + "\n")
+        fh.write("\t".join(str(row[k]) for k in COLUMNS) + "\n")
+    warn = ""
+    if w["sock_errors"] or w["non2xx"]:
+        warn = f"  WARN socket_errors={w['sock_errors']} non2xx={w['non2xx']}"
+    if w["requests"] == 0:
+        warn += "  WARN no requests parsed from wrk output"
+    print(f"    run {run}: {fnum(w['rps'], 0):>8} req/s  p50 {fus(w['p50_us']):>8}  "
+          f"p99 {fus(w['p99_us']):>8}  cpu/req {fnum(cpu, 2)}us "
+          f"({ticks} ticks / {w['requests']} req)  rss {fmb(float(rss_after))}{warn}")
+
+
+def stats(rows, key):
+    vals = [r[key] for r in rows if not math.isnan(r[key])]
+    if not vals:
+        return NAN, NAN, NAN
+    return statistics.median(vals), min(vals), max(vals)
+
+
+def select(rows, target, n, c):
+    return [r for r in rows if r["target"] == target
+            and int(r["workers"]) == int(n) and int(r["conns"]) == int(c)]
+
+
+def set_line(rows, target, n, c):
+    sel = select(rows, target, n, c)
+    if not sel:
+        return None
+    rps = stats(sel, "rps")
+    p50 = stats(sel, "p50_us")
+    p99 = stats(sel, "p99_us")
+    cpu = stats(sel, "cpu_us_per_req")
+    idle = max(r["rss_idle_kb"] for r in sel)
+    after = max(r["rss_after_kb"] for r in sel)
+    hwm = max(r["hwm_kb"] for r in sel)
+    errs = sum(r["sock_errors"] for r in sel)
+    non2xx = sum(r["non2xx"] for r in sel)
+    label = "direct(upstream)" if target == "direct" else target
+    s = (f"{label:<16} N={int(n)} C={int(c):<4} runs={len(sel)}  "
+         f"rps {fnum(rps[0], 0)} [{fnum(rps[1], 0)}-{fnum(rps[2], 0)}]  "
+         f"p50 {fus(p50[0])} [{fus(p50[1])}-{fus(p50[2])}]  "
+         f"p99 {fus(p99[0])} [{fus(p99[1])}-{fus(p99[2])}]  "
+         f"cpu/req {fnum(cpu[0], 2)}us [{fnum(cpu[1], 2)}-{fnum(cpu[2], 2)}]  "
+         f"rss idle {fmb(idle)} after-load {fmb(after)} hwm {fmb(hwm)}")
+    if errs or non2xx:
+        s += f"  WARN socket_errors={int(errs)} non2xx={int(non2xx)}"
+    return s
+
+
+def cmd_set(argv):
+    results, target, n, c = argv
+    line = set_line(load(results), target, n, c)
+    print("  => " + (line or f"{target} N={n} C={c}: no results"))
+
+
+def ratio(a, b):
+    if a is None or b is None or math.isnan(a) or math.isnan(b) or b == 0:
+        return "n/a"
+    return f"{a / b:.2f}x"
+
+
+def cmd_report(argv):
+    (results,) = argv
+    rows = load(results)
+    if not rows:
+        print("no results")
+        return
+    direct_n = {int(r["conns"]): int(r["workers"]) for r in rows if r["target"] == "direct"}
+    keys = sorted({(int(r["workers"]), int(r["conns"])) for r in rows if r["target"] != "direct"})
+    if not keys:  # direct only
+        keys = sorted({(1, int(r["conns"])) for r in rows})
+
+    print("== Per-set results: median [min-max] over runs ==")
+    seen = set()
+    for target in TARGETS:
+        for r in rows:
+            k = (target, int(r["workers"]), int(r["conns"]))
+            if r["target"] == target and k not in seen:
+                seen.add(k)
+                print("  " + set_line(rows, *k))
+    print()
+
+    def med(target, n, c, key):
+        if target == "direct":
+            n = direct_n.get(c, n)
+        sel = select(rows, target, n, c)
+        return stats(sel, key)[0] if sel else None
+
+    hdr = (f"{'N':>2} {'C':>4}  {'target':<10} {'req/s':>9} {'p50':>9} {'p99':>9} "
+           f"{'cpu/req':>9} {'rss idle':>9} {'rss load':>9}")
+    print("== Summary (median of runs; N = proxy workers, C = wrk connections; "
+          "direct = upstream alone, 1 worker, cpu/req = upstream's) ==")
+    print(hdr)
+    print("-" * len(hdr))
+    for n, c in keys:
+        for target in TARGETS:
+            rps = med(target, n, c, "rps")
+            if rps is None:
+                continue
+            sel = select(rows, target, direct_n.get(c, n) if target == "direct" else n, c)
+            idle = max(r["rss_idle_kb"] for r in sel)
+            after = max(r["rss_after_kb"] for r in sel)
+            flag = ""
+            if any(r["sock_errors"] or r["non2xx"] for r in sel):
+                flag = "  (errors!)"
+            print(f"{n:>2} {c:>4}  {target:<10} {fnum(rps, 0):>9} "
+                  f"{fus(med(target, n, c, 'p50_us')):>9} {fus(med(target, n, c, 'p99_us')):>9} "
+                  f"{fnum(med(target, n, c, 'cpu_us_per_req'), 2) + 'us':>9} "
+                  f"{fmb(idle):>9} {fmb(after):>9}{flag}")
+        b_rps, g_rps = med("blastdoor", n, c, "rps"), med("nginx", n, c, "rps")
+        if b_rps is not None and g_rps is not None:
+            print(f"{n:>2} {c:>4}  {'bd/nginx':<10} {ratio(b_rps, g_rps):>9} "
+                  f"{ratio(med('blastdoor', n, c, 'p50_us'), med('nginx', n, c, 'p50_us')):>9} "
+                  f"{ratio(med('blastdoor', n, c, 'p99_us'), med('nginx', n, c, 'p99_us')):>9} "
+                  f"{ratio(med('blastdoor', n, c, 'cpu_us_per_req'), med('nginx', n, c, 'cpu_us_per_req')):>9}")
+        print()
+    if any(r["target"] == "blastdoor" for r in rows) and any(r["target"] == "nginx" for r in rows):
+        print("bd/nginx ratios: req/s higher is better; p50, p99, cpu/req lower is better.")
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    cmd, argv = sys.argv[1], sys.argv[2:]
+    {"run": cmd_run, "set": cmd_set, "report": cmd_report}.get(
+        cmd, lambda _a: sys.exit(__doc__))(argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+use std::path::Path;
+
+use crate::{AccessLog, UpstreamProtocol, load_str};
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "ADMIN_TOKEN" => Some("0123456789abcdef-token".into()),
+        "UP" => Some("127.0.0.1:7001".into()),
+        _ => None,
+    }
+}
+
+fn load(text: &str) -> Result<crate::Config, crate::Diagnostics> {
+    load_str(Path::new("/etc/bd/blastdoor.toml"), text, &env)
+}
+
+const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+admin_listen = "127.0.0.1:9090"
+admin_token = "${ADMIN_TOKEN}"
+workers = 2
+
+[store]
+url = "sqlite://blastdoor.db"
+
+[log]
+access = "off"
+
+[[service]]
+name = "imagegen"
+owner = "media-team"
+route = { prefix = "/imagegen/" }
+upstreams = ["http://${UP}", "http://127.0.0.1:7002/api/"]
+timeout = "120s"
+public = true
+
+[[service]]
+name = "chat"
+route = { prefix = "/chat", host = "API.example.com" }
+upstreams = ["https://llm.internal"]
+upstream_protocol = "h2"
+max_request_body = "1MiB"
+retries = { attempts = 3, budget_ratio = 0.1 }
+outlier = { consecutive_failures = 3, base_ejection_time = "10s" }
+health_check = { path = "/healthz", interval = "1s" }
+"#;
+
+#[test]
+fn compiles_a_full_config() {
+    let c = load(GOOD).unwrap();
+    assert_eq!(c.server.workers, 2);
+    assert_eq!(c.server.admin_token.as_ref().unwrap().expose(), "0123456789abcdef-token");
+    assert_eq!(c.log.access, AccessLog::Off);
+    let img = &c.services[0];
+    assert_eq!(img.route.prefix, "/imagegen");
+    assert!(img.public);
+    assert_eq!(img.timeout.as_secs(), 120);
+    assert_eq!(img.upstreams[0].authority.as_str(), "127.0.0.1:7001");
+    assert_eq!(img.upstreams[1].base_path, "/api");
+    let chat = &c.services[1];
+    assert!(!chat.public, "services require a key unless marked public");
+    assert_eq!(chat.route.host.as_deref(), Some("api.example.com"));
+    assert_eq!(chat.upstream_protocol, UpstreamProtocol::H2);
+    assert_eq!(chat.max_request_body, 1 << 20);
+    assert_eq!(chat.retries.attempts, 3);
+    assert_eq!(chat.outlier.consecutive_failures, 3);
+    assert_eq!(chat.health_check.as_ref().unwrap().interval.as_secs(), 1);
+}
+
+#[test]
+fn secrets_are_redacted_in_debug_output() {
+    let c = load(GOOD).unwrap();
+    let debug = format!("{:?}", c);
+    assert!(!debug.contains("0123456789abcdef-token"), "{debug}");
+    assert!(debug.contains("redacted"));
+}
+
+#[test]
+fn reports_every_problem_with_its_line() {
+    let text = r#"[server]
+listen = "not-an-address"
+workers = 0
+
+[[service]]
+name = "a"
+route = { prefix = "/a" }
+upstreams = ["ftp://x"]
+timeout = "30 parsecs"
+
+[[service]]
+name = "b"
+route = { prefix = "/b" }
+upstreams = ["http://127.0.0.1:1"]
+timout = "1s"
+
+[[service]]
+name = "a"
+route = { prefix = "a" }
+upstreams = ["http://${MISSING}"]
+"#;
+    let diags = load(text).unwrap_err();
+    let lines: Vec<(usize, String)> = diags.iter().map(|d| (d.line, d.message.clone())).collect();
+    let has = |line: usize, needle: &str| {
+        lines.iter().any(|(l, m)| *l == line && m.contains(needle))
+    };
+    // Shape errors are per section: service "b"'s typo does not hide the others.
+    assert!(has(15, "unknown field `timout`"), "{lines:#?}");
+    assert!(has(2, "not an address"), "{lines:#?}");
+    assert!(has(3, "workers must be between"), "{lines:#?}");
+    assert!(has(8, "scheme must be http or https"), "{lines:#?}");
+    assert!(has(9, "unknown duration unit"), "{lines:#?}");
+    assert!(has(18, "duplicate service name"), "{lines:#?}");
+    assert!(has(19, "must be a plain absolute path"), "{lines:#?}");
+    assert!(has(20, "MISSING is not set"), "{lines:#?}");
+    let shown = diags.to_string();
+    assert!(shown.contains("/etc/bd/blastdoor.toml:15:"), "{shown}");
+}
+
+#[test]
+fn syntax_errors_and_unknown_sections_are_located() {
+    let diags = load("[server\nlisten = 1\n").unwrap_err();
+    assert_eq!(diags.0[0].line, 1, "{diags}");
+
+    let diags = load("[servers]\nlisten = \"127.0.0.1:1\"\n").unwrap_err();
+    assert!(diags.0[0].message.contains("unknown section `servers`"), "{diags}");
+    assert_eq!(diags.0[0].line, 1);
+}
+
+#[test]
+fn rejects_bad_upstream_urls() {
+    for (url, needle) in [
+        ("127.0.0.1:80", "scheme"),
+        ("http://user:pw@host", "credentials"),
+        ("http://host/?q=1", "query"),
+        ("http://", "not a valid URL"),
+    ] {
+        let text = format!(
+            "[[service]]\nname = \"s\"\nroute = {{ prefix = \"/s\" }}\nupstreams = [\"{url}\"]\n"
+        );
+        let diags = load(&text).unwrap_err();
+        assert!(diags.to_string().contains(needle), "{url}: {diags}");
+    }
+}
+
+#[test]
+fn duplicate_routes_are_rejected_but_different_hosts_are_fine() {
+    let text = r#"
+[[service]]
+name = "a"
+route = { prefix = "/x" }
+upstreams = ["http://127.0.0.1:1"]
+[[service]]
+name = "b"
+route = { prefix = "/x/" }
+upstreams = ["http://127.0.0.1:1"]
+"#;
+    assert!(load(text).unwrap_err().to_string().contains("already used"));
+    let ok = text.replace("prefix = \"/x/\" }", "prefix = \"/x\", host = \"b.example\" }");
+    load(&ok).unwrap();
+}

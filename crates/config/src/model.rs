@@ -1,0 +1,160 @@
+//! The validated configuration: typed values, defaults applied.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A compiled, validated config file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: PathBuf,
+    pub server: Server,
+    pub store: Store,
+    pub log: Log,
+    pub services: Vec<Service>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub admin_token: Option<Secret>,
+    /// Proxy worker threads.
+    pub workers: usize,
+    pub tls: Option<Tls>,
+    /// How long a graceful stop waits for in-flight requests.
+    pub shutdown_timeout: Duration,
+    /// Largest request head (request line + headers) accepted, in bytes.
+    pub max_header_size: usize,
+    /// Most header fields accepted in one request.
+    pub max_headers: usize,
+    /// How long a client may take to send a request head.
+    pub header_read_timeout: Duration,
+    /// Idle keep-alive connections kept per upstream host.
+    pub upstream_pool_size: usize,
+    pub upstream_idle_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// How often the config file is checked for changes.
+    pub reload_poll_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub url: String,
+    pub redis: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLog {
+    Off,
+    Stdout,
+    Stderr,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct Log {
+    pub access: AccessLog,
+    /// A tracing filter directive for diagnostic logs, e.g. "info".
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    Http1,
+    /// HTTP/2: prior knowledge for `http://`, ALPN for `https://`.
+    H2,
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: String,
+    pub owner: String,
+    pub route: Route,
+    pub upstreams: Vec<Upstream>,
+    pub upstream_protocol: UpstreamProtocol,
+    /// No key needed. Explicit: the default is to require one.
+    pub public: bool,
+    /// Deadline for the upstream's response head.
+    pub timeout: Duration,
+    /// Most requests in flight at once; over it the gateway answers 503.
+    pub max_concurrency: usize,
+    pub max_request_body: u64,
+    pub retries: Retries,
+    pub outlier: Outlier,
+    pub health_check: Option<HealthCheck>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Route {
+    /// Starts with '/', no trailing '/' (except the root prefix "/").
+    pub prefix: String,
+    /// Lower-case host name, without port.
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// The URL as written (after interpolation), for logs and metrics.
+    pub url: String,
+    pub scheme: http::uri::Scheme,
+    pub authority: http::uri::Authority,
+    /// Base path kept in front of the forwarded path; "" or "/api" (no
+    /// trailing slash).
+    pub base_path: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Retries {
+    /// Total tries, the first included (1 disables retries).
+    pub attempts: u32,
+    /// Retries allowed as a share of requests, e.g. 0.2 = 20%.
+    pub budget_ratio: f64,
+    /// Retries always allowed per second, whatever the ratio says.
+    pub min_per_second: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Outlier {
+    /// Consecutive failures that eject a host; 0 disables ejection.
+    pub consecutive_failures: u32,
+    pub base_ejection_time: Duration,
+    pub max_ejection_time: Duration,
+    pub max_ejected_percent: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct HealthCheck {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+}
+
+/// A secret from the config: never shown by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Self {
+        Secret(s)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}

@@ -1,0 +1,109 @@
+//! The config file as written: serde structs that keep the source span of
+//! every value `compile` may complain about. Unknown keys are rejected.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub type S<T> = Spanned<T>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<S<String>>,
+    pub admin_listen: Option<S<String>>,
+    pub admin_token: Option<S<String>>,
+    pub workers: Option<S<i64>>,
+    pub tls: Option<RawTls>,
+    pub shutdown_timeout: Option<S<String>>,
+    pub max_header_size: Option<S<String>>,
+    pub max_headers: Option<S<i64>>,
+    pub header_read_timeout: Option<S<String>>,
+    pub upstream_pool_size: Option<S<i64>>,
+    pub upstream_idle_timeout: Option<S<String>>,
+    pub connect_timeout: Option<S<String>>,
+    pub reload_poll_interval: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: S<String>,
+    pub key: S<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub url: Option<S<String>>,
+    pub redis: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// "stdout", "stderr", "off", or a file path.
+    pub access: Option<S<String>>,
+    pub level: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub name: S<String>,
+    pub owner: Option<S<String>>,
+    pub route: S<RawRoute>,
+    pub upstreams: S<Vec<S<String>>>,
+    pub upstream_protocol: Option<S<String>>,
+    pub public: Option<bool>,
+    pub timeout: Option<S<String>>,
+    pub max_concurrency: Option<S<i64>>,
+    pub max_request_body: Option<S<String>>,
+    pub retries: Option<RawRetries>,
+    pub outlier: Option<RawOutlier>,
+    pub health_check: Option<RawHealthCheck>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub prefix: S<String>,
+    pub host: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetries {
+    pub attempts: Option<S<i64>>,
+    pub budget_ratio: Option<S<f64>>,
+    pub min_per_second: Option<S<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutlier {
+    pub consecutive_failures: Option<S<i64>>,
+    pub base_ejection_time: Option<S<String>>,
+    pub max_ejection_time: Option<S<String>>,
+    pub max_ejected_percent: Option<S<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthCheck {
+    pub path: S<String>,
+    pub interval: Option<S<String>>,
+    pub timeout: Option<S<String>>,
+    pub healthy_threshold: Option<S<i64>>,
+    pub unhealthy_threshold: Option<S<i64>>,
+}
+
+/// The whole document, each section deserialized on its own so one bad
+/// section does not hide problems in the others.
+#[derive(Debug, Default)]
+pub struct RawConfig {
+    pub server: RawServer,
+    pub server_span: Option<std::ops::Range<usize>>,
+    pub store: RawStore,
+    pub log: RawLog,
+    pub services: Vec<RawService>,
+}

@@ -1,0 +1,8 @@
+//! Types shared by every blastdoor crate: the gateway's error codes and their
+//! RFC 9457 rendering. Pure: no I/O, no async runtime.
+
+pub mod error_code;
+pub mod problem;
+
+pub use error_code::ErrorCode;
+pub use problem::Problem;
