@@ -280,7 +280,11 @@ for c in "${CONNS_LIST[@]}"; do
                 measure blastdoor "$n" "$c" "http://$BD_ADDR$REQ_PATH" "$pid" || true
             else
                 log ""
-                log "--- blastdoor N=$n C=$c: NOT READY (http://$BD_ADMIN_ADDR/healthz within ${READY_TIMEOUT_S}s); log tail:"
+                if is_alive "$pid"; then
+                    log "--- blastdoor N=$n C=$c: NOT READY (http://$BD_ADMIN_ADDR/healthz not 2xx within ${READY_TIMEOUT_S}s); log tail:"
+                else
+                    log "--- blastdoor N=$n C=$c: EXITED during startup; log tail:"
+                fi
                 tail -n 20 "$blog" | sed 's/^/    /' || true
             fi
             stop_pid "$pid"

@@ -1,1 +1,51 @@
-fn main() {}
+//! The `blastdoor` command.
+
+mod check;
+mod demo;
+mod logging;
+mod reload;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "blastdoor", version, about = "The door in every service's wall: one gateway in front of a fleet of small services.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (proxy listener + admin listener).
+    Serve {
+        #[arg(long, env = "BLASTDOOR_CONFIG")]
+        config: PathBuf,
+    },
+    /// Validate a config file; list every problem with file and line.
+    Check {
+        #[arg(long, env = "BLASTDOOR_CONFIG")]
+        config: PathBuf,
+    },
+    /// Run the gateway with bundled reference services and print how to call them.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config } => serve::run(&config),
+        Command::Check { config } => return check::run(&config),
+        Command::Demo(args) => demo::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("blastdoor: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

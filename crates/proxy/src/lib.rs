@@ -1,1 +1,79 @@
+//! The proxy: blastdoor's request path, from accepting a connection to
+//! settling the request. `pipeline` states the order of the stages.
 
+pub mod balance;
+pub mod body;
+pub mod client;
+pub mod ctx;
+pub mod endpoint;
+pub mod error;
+pub mod forward;
+pub mod framing;
+pub mod headers;
+pub mod health;
+pub mod path;
+pub mod pipeline;
+pub mod retry_budget;
+pub mod route;
+pub mod server;
+pub mod settle;
+pub mod snapshot;
+pub mod tls;
+pub mod upgrade;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use blastdoor_config::Config;
+use blastdoor_telemetry::{AccessLog, Metrics};
+use tokio_util::task::TaskTracker;
+
+use crate::client::Clients;
+use crate::settle::Settler;
+use crate::snapshot::Snapshot;
+
+/// The running gateway: the current config snapshot and what outlives it.
+#[derive(Debug)]
+pub struct Gateway {
+    snapshot: ArcSwap<Snapshot>,
+    pub(crate) clients: Clients,
+    pub(crate) settler: Settler,
+    pub metrics: Arc<Metrics>,
+    /// Every background task (connections, tunnels, health checks).
+    pub tracker: TaskTracker,
+}
+
+impl Gateway {
+    pub fn new(config: Config, metrics: Arc<Metrics>, access_log: AccessLog, tracker: TaskTracker) -> Result<Arc<Gateway>, std::io::Error> {
+        let clients = Clients::new(&config.server)?;
+        let snapshot = Snapshot::build(config, None, &metrics);
+        health::spawn_checks(&snapshot, &clients, &tracker);
+        Ok(Arc::new(Gateway {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            clients,
+            settler: Settler::new(&metrics, access_log),
+            metrics,
+            tracker,
+        }))
+    }
+
+    /// The snapshot new requests use.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Publishes a new config. Requests already running keep the snapshot
+    /// they started with; the old snapshot's health checks stop.
+    pub fn reload(&self, config: Config) {
+        let old = self.snapshot();
+        let snapshot = Snapshot::build(config, Some(&old), &self.metrics);
+        health::spawn_checks(&snapshot, &self.clients, &self.tracker);
+        self.snapshot.store(Arc::new(snapshot));
+        old.tasks.cancel();
+    }
+
+    /// Stops background work that belongs to the current snapshot.
+    pub fn stop_background(&self) {
+        self.snapshot().tasks.cancel();
+    }
+}

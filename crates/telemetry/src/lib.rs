@@ -1,1 +1,8 @@
+//! What the gateway tells the outside world about its traffic: Prometheus
+//! metrics (every name declared in [`metrics`]) and the JSON access log.
 
+pub mod access_log;
+pub mod metrics;
+
+pub use access_log::{AccessLog, AccessRecord};
+pub use metrics::{Metrics, ServiceMetrics, UpstreamMetrics};

@@ -1,0 +1,105 @@
+//! `blastdoor demo`: the gateway with bundled reference services behind it,
+//! on loopback, ready to call.
+
+mod chat_sim;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+
+use crate::serve::{self, Bound};
+
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// Proxy address; if taken, a free port is used instead.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Admin address; if taken, a free port is used instead.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    admin_listen: SocketAddr,
+}
+
+pub fn run(args: DemoArgs) -> Result<()> {
+    crate::logging::init("info");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    runtime.block_on(demo(args))
+}
+
+async fn demo(args: DemoArgs) -> Result<()> {
+    let chat = TcpListener::bind("127.0.0.1:0").await.context("cannot start the chat simulator")?;
+    let chat_addr = chat.local_addr()?;
+    let sim = tokio::spawn(async move { axum::serve(chat, chat_sim::router()).await });
+
+    let listen = free_or_any(args.listen).await;
+    let admin = free_or_any(args.admin_listen).await;
+    let text = config_text(listen, admin, chat_addr);
+    let config = blastdoor_config::load_str(Path::new("demo.toml"), &text, &|name| std::env::var(name).ok())
+        .map_err(|d| anyhow::anyhow!("the demo config is invalid (a bug):\n{d}"))?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        if let Ok(bound) = rx.await {
+            print_banner(bound);
+        }
+    });
+    let result = serve::serve(config, None, Some(tx)).await;
+    sim.abort();
+    result
+}
+
+/// The requested address if it is free, else the same IP on any port.
+async fn free_or_any(addr: SocketAddr) -> SocketAddr {
+    match TcpListener::bind(addr).await {
+        Ok(_) => addr,
+        Err(_) => SocketAddr::new(addr.ip(), 0),
+    }
+}
+
+fn config_text(listen: SocketAddr, admin: SocketAddr, chat: SocketAddr) -> String {
+    format!(
+        r#"
+[server]
+listen = "{listen}"
+admin_listen = "{admin}"
+
+[log]
+access = "stdout"
+
+[[service]]
+name = "chat"
+owner = "demo-team"
+public = true
+route = {{ prefix = "/chat" }}
+upstreams = ["http://{chat}"]
+timeout = "60s"
+"#
+    )
+}
+
+fn print_banner(b: Bound) {
+    let p = b.proxy;
+    let a = b.admin;
+    println!(
+        r#"
+blastdoor demo is running.
+
+  proxy   http://{p}
+  admin   http://{a}   (/healthz, /readyz, /metrics)
+
+Behind the door: "chat", an OpenAI-shaped chat model simulator, at /chat.
+
+Try:
+  curl -s http://{p}/chat/v1/chat/completions -H 'content-type: application/json' \
+    -d '{{"model":"sim-small","messages":[{{"role":"user","content":"hello door"}}]}}'
+
+  curl -N http://{p}/chat/v1/chat/completions -H 'content-type: application/json' \
+    -d '{{"model":"sim-small","stream":true,"messages":[{{"role":"user","content":"stream please"}}]}}'
+
+  curl -i http://{p}/nowhere                      # a gateway error, as problem+json
+  curl -s http://{a}/metrics | grep blastdoor_requests_total
+
+Ctrl-C stops everything.
+"#
+    );
+}

@@ -1,0 +1,92 @@
+//! The typed state of one request as it moves through the pipeline.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use blastdoor_types::ErrorCode;
+use http::{Method, Version};
+use tokio::time::Instant;
+
+use crate::endpoint::InFlight;
+use crate::headers::TraceContext;
+use crate::snapshot::ServiceRuntime;
+
+/// Everything known about one request; owned by the pipeline, then by the
+/// response body until the request settles.
+#[derive(Debug)]
+pub struct RequestCtx {
+    pub started: Instant,
+    pub request_id: String,
+    pub trace: TraceContext,
+    pub client: SocketAddr,
+    pub tls: bool,
+    pub version: Version,
+    pub method: Method,
+    /// The normalised path (or the raw one if it could not be normalised).
+    pub path: String,
+    pub service: Option<Arc<ServiceRuntime>>,
+    /// Held while the request is in flight, for the service's concurrency cap.
+    pub admission: Option<Admission>,
+    /// The upstream attempt whose response is being relayed.
+    pub upstream: Option<InFlight>,
+    /// Response-head latency of the relayed attempt.
+    pub upstream_elapsed: Option<Duration>,
+    /// Time spent in upstream attempts before the relayed one (retries).
+    pub upstream_total: Duration,
+    pub attempts: u32,
+    /// Time spent in the gateway itself before the response head, excluding
+    /// upstream attempts.
+    pub overhead: Option<Duration>,
+    pub status: u16,
+    pub error: Option<ErrorCode>,
+    /// The internal cause of a gateway error: logged, never sent.
+    pub cause: Option<String>,
+    pub bytes_in: u64,
+}
+
+impl RequestCtx {
+    pub fn new(client: SocketAddr, tls: bool, version: Version, method: Method, path: String) -> Self {
+        RequestCtx {
+            started: Instant::now(),
+            request_id: String::new(),
+            trace: TraceContext { trace_id: String::new(), span_id: String::new(), flags: String::new() },
+            client,
+            tls,
+            version,
+            method,
+            path,
+            service: None,
+            admission: None,
+            upstream: None,
+            upstream_elapsed: None,
+            upstream_total: Duration::ZERO,
+            attempts: 0,
+            overhead: None,
+            status: 0,
+            error: None,
+            cause: None,
+            bytes_in: 0,
+        }
+    }
+
+    pub fn protocol(&self) -> &'static str {
+        match self.version {
+            Version::HTTP_09 => "HTTP/0.9",
+            Version::HTTP_10 => "HTTP/1.0",
+            Version::HTTP_2 => "HTTP/2",
+            Version::HTTP_3 => "HTTP/3",
+            _ => "HTTP/1.1",
+        }
+    }
+}
+
+/// A slot under a service's concurrency cap, released on drop.
+#[derive(Debug)]
+pub struct Admission(pub(crate) Arc<ServiceRuntime>);
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}

@@ -1,0 +1,159 @@
+//! Sends a request to one of the service's upstreams: balance, retry where
+//! safe and within budget, record outliers, enforce the deadline.
+
+use std::error::Error as StdError;
+use std::sync::Arc;
+
+use blastdoor_config::UpstreamProtocol;
+use blastdoor_types::ErrorCode;
+use http::header::HOST;
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use crate::balance;
+use crate::body::{BodyTooLarge, CallerBodyError, RequestBody};
+use crate::client::Clients;
+use crate::ctx::RequestCtx;
+use crate::endpoint::Endpoint;
+use crate::error::GatewayError;
+use crate::snapshot::ServiceRuntime;
+
+/// The request as it will be sent upstream, minus the body and the host.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub method: Method,
+    /// Forwarded path (prefix stripped) and query, before the base path.
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+}
+
+/// Whether a method may be repeated without changing the outcome
+/// (RFC 9110 §9.2.2).
+fn is_idempotent(m: &Method) -> bool {
+    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
+}
+
+/// Statuses worth another host's try for an idempotent request.
+fn is_retryable_status(s: StatusCode) -> bool {
+    matches!(s, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT)
+}
+
+fn find_cause<'a, T: StdError + 'static>(e: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+    let mut cur: Option<&'a (dyn StdError + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(hit) = err.downcast_ref::<T>() {
+            return Some(hit);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+pub async fn forward(
+    clients: &Clients,
+    svc: &Arc<ServiceRuntime>,
+    ctx: &mut RequestCtx,
+    mut out: Outgoing,
+    body: RequestBody,
+) -> Result<Response<Incoming>, GatewayError> {
+    let cfg = &svc.config;
+    let client = clients.get(cfg.upstream_protocol);
+    let deadline = Instant::now() + cfg.timeout;
+    let idempotent = is_idempotent(&out.method);
+    svc.retry_budget.deposit();
+    let mut body = Some(body);
+    let mut avoid: Option<Arc<Endpoint>> = None;
+    loop {
+        ctx.attempts += 1;
+        let endpoint = balance::pick(&svc.endpoints, avoid.as_ref())
+            .cloned()
+            .ok_or_else(|| GatewayError::new(ErrorCode::NoHealthyUpstream, format!("no healthy upstream for service {}", cfg.name)).retry_after(1))?;
+        let this_body = body.take().unwrap_or_else(RequestBody::empty);
+        let replay = if ctx.attempts < cfg.retries.attempts { this_body.replay() } else { None };
+        let headers = if replay.is_some() { out.headers.clone() } else { std::mem::take(&mut out.headers) };
+        let req = build_request(&endpoint, cfg.upstream_protocol, &out, headers, this_body)?;
+        let in_flight = endpoint.start();
+        let sent = Instant::now();
+        let result = tokio::time::timeout_at(deadline, client.request(req)).await;
+        let elapsed = sent.elapsed();
+        ctx.upstream_total += elapsed;
+        let ejected = svc.ejected_count();
+        let peers = svc.endpoints.len();
+        let may_retry = |never_sent: bool| {
+            (never_sent || idempotent) && replay.is_some() && Instant::now() < deadline && svc.retry_budget.try_withdraw()
+        };
+        match result {
+            Err(_elapsed) => {
+                endpoint.record_failure(&cfg.outlier, ejected, peers);
+                return Err(GatewayError::new(
+                    ErrorCode::UpstreamTimeout,
+                    format!("upstream of service {} did not answer within {:?}", cfg.name, cfg.timeout),
+                ));
+            }
+            Ok(Ok(resp)) => {
+                let status = resp.status();
+                if status.is_server_error() {
+                    endpoint.record_failure(&cfg.outlier, ejected, peers);
+                } else {
+                    endpoint.record_success(elapsed);
+                }
+                if !(is_retryable_status(status) && may_retry(false)) {
+                    ctx.upstream = Some(in_flight);
+                    ctx.upstream_elapsed = Some(elapsed);
+                    return Ok(resp);
+                }
+            }
+            Ok(Err(e)) => {
+                if let Some(too_large) = find_cause::<BodyTooLarge>(&e) {
+                    return Err(GatewayError::new(ErrorCode::PayloadTooLarge, too_large.to_string()));
+                }
+                if find_cause::<CallerBodyError>(&e).is_some() {
+                    return Err(GatewayError::new(ErrorCode::BadRequest, "the request body could not be read").with_cause(format!("{e:?}")));
+                }
+                endpoint.record_failure(&cfg.outlier, ejected, peers);
+                if !may_retry(e.is_connect()) {
+                    return Err(GatewayError::new(
+                        ErrorCode::UpstreamUnavailable,
+                        format!("upstream of service {} could not be reached", cfg.name),
+                    )
+                    .with_cause(format!("{}: {e:?}", endpoint.upstream.url)));
+                }
+            }
+        }
+        svc.metrics.retries.inc();
+        avoid = Some(endpoint);
+        body = replay;
+    }
+}
+
+fn build_request(
+    endpoint: &Endpoint,
+    protocol: UpstreamProtocol,
+    out: &Outgoing,
+    mut headers: HeaderMap,
+    body: RequestBody,
+) -> Result<Request<RequestBody>, GatewayError> {
+    let up = &endpoint.upstream;
+    let path = if up.base_path.is_empty() { out.path_and_query.clone() } else { format!("{}{}", up.base_path, out.path_and_query) };
+    let path = PathAndQuery::try_from(path)
+        .map_err(|e| GatewayError::new(ErrorCode::BadRequest, "the request target cannot be forwarded").with_cause(e))?;
+    let uri = Uri::builder()
+        .scheme(up.scheme.clone())
+        .authority(up.authority.clone())
+        .path_and_query(path)
+        .build()
+        .map_err(|e| GatewayError::new(ErrorCode::Internal, "could not build the upstream request").with_cause(e))?;
+    // The client sets Host (HTTP/1) or :authority (HTTP/2) from the URI.
+    headers.remove(HOST);
+    let mut req = Request::new(body);
+    *req.method_mut() = out.method.clone();
+    *req.uri_mut() = uri;
+    *req.version_mut() = match protocol {
+        UpstreamProtocol::Http1 => Version::HTTP_11,
+        UpstreamProtocol::H2 => Version::HTTP_2,
+    };
+    *req.headers_mut() = headers;
+    Ok(req)
+}

@@ -1,0 +1,220 @@
+//! The order of the stages a request goes through; the only place that
+//! states it.
+//!
+//! accept -> route -> (authenticate -> authorize: next) -> admit ->
+//! read body -> forward -> stream back -> settle
+//!
+//! A stage may answer early with a [`GatewayError`]; settle always runs,
+//! from the response body, once the response has ended or the caller has
+//! gone.
+
+use std::sync::Arc;
+
+use blastdoor_types::ErrorCode;
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, HeaderValue};
+use http::request::Parts;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+
+use crate::body::{RequestBody, ResponseBody};
+use crate::ctx::RequestCtx;
+use crate::error::GatewayError;
+use crate::forward::{self, Outgoing};
+use crate::headers::{self, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID};
+use crate::snapshot::{ServiceRuntime, Snapshot};
+use crate::{Gateway, framing, path, route, upgrade};
+
+/// Bodies up to this size are read before forwarding so that a failed
+/// attempt can be retried on another host.
+const REPLAYABLE_BODY: u64 = 64 * 1024;
+
+/// Where a connection comes from.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub client: std::net::SocketAddr,
+    pub tls: bool,
+}
+
+pub async fn handle(gw: &Arc<Gateway>, conn: ConnInfo, req: Request<Incoming>) -> Response<ResponseBody> {
+    let snapshot = gw.snapshot();
+    let (mut parts, body) = req.into_parts();
+    let mut ctx = Box::new(RequestCtx::new(conn.client, conn.tls, parts.version, parts.method.clone(), parts.uri.path().to_string()));
+    gw.settler.begin();
+    let result = run(gw, &snapshot, &mut ctx, &mut parts, body).await;
+    respond(gw, ctx, result)
+}
+
+async fn run(
+    gw: &Arc<Gateway>,
+    snapshot: &Snapshot,
+    ctx: &mut RequestCtx,
+    parts: &mut Parts,
+    body: Incoming,
+) -> Result<Response<Incoming>, GatewayError> {
+    accept(ctx, parts)?;
+    let svc = resolve_route(snapshot, ctx, parts)?;
+    admit(&svc, ctx)?;
+    let body = read_body(&svc, ctx, parts, body).await?;
+    let client_upgrade = parts.extensions.remove::<OnUpgrade>();
+    let (outgoing, wants_upgrade) = prepare(ctx, parts, &svc);
+    let mut resp = forward::forward(&gw.clients, &svc, ctx, outgoing, body).await?;
+    ctx.overhead = Some(ctx.started.elapsed().saturating_sub(ctx.upstream_total));
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        upgrade::tunnel(gw, ctx, wants_upgrade.then_some(client_upgrade).flatten(), &mut resp)?;
+    }
+    Ok(resp)
+}
+
+/// Request id and trace context first (every answer carries them), then
+/// framing and path checks.
+fn accept(ctx: &mut RequestCtx, parts: &Parts) -> Result<(), GatewayError> {
+    ctx.request_id = parts
+        .headers
+        .get(&X_REQUEST_ID)
+        .and_then(headers::valid_request_id)
+        .map_or_else(headers::new_id, str::to_string);
+    ctx.trace = headers::TraceContext::continue_or_start(parts.headers.get(&headers::TRACEPARENT));
+    framing::check(&parts.method, parts.version, &parts.headers).map_err(|e| GatewayError::new(ErrorCode::BadRequest, e.0))?;
+    ctx.path = path::normalize(parts.uri.path()).map_err(|e| GatewayError::new(ErrorCode::BadRequest, e.0))?;
+    Ok(())
+}
+
+fn resolve_route(snapshot: &Snapshot, ctx: &mut RequestCtx, parts: &Parts) -> Result<Arc<ServiceRuntime>, GatewayError> {
+    let authority = parts.uri.authority().map(|a| a.as_str()).or_else(|| parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()));
+    let host = authority.map(route::request_host);
+    let (index, _prefix) = snapshot
+        .routes
+        .lookup(host.as_deref(), &ctx.path)
+        .ok_or_else(|| GatewayError::new(ErrorCode::RouteNotFound, format!("no service is routed at {}", ctx.path)))?;
+    let svc = snapshot
+        .services
+        .get(*index)
+        .cloned()
+        .ok_or_else(|| GatewayError::new(ErrorCode::Internal, "route table out of sync"))?;
+    ctx.service = Some(Arc::clone(&svc));
+    Ok(svc)
+}
+
+fn admit(svc: &Arc<ServiceRuntime>, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+    match svc.try_admit() {
+        Some(slot) => {
+            ctx.admission = Some(slot);
+            Ok(())
+        }
+        None => {
+            svc.metrics.rejected_overload.inc();
+            Err(GatewayError::new(
+                ErrorCode::Overloaded,
+                format!("service {} is at its concurrency limit of {}", svc.config.name, svc.config.max_concurrency),
+            )
+            .retry_after(1))
+        }
+    }
+}
+
+/// Enforces the body cap; small bodies are read whole (replayable), larger
+/// or unknown-length ones stream through under the cap.
+async fn read_body(svc: &ServiceRuntime, ctx: &mut RequestCtx, parts: &Parts, body: Incoming) -> Result<RequestBody, GatewayError> {
+    use http_body::Body as _;
+    let limit = svc.config.max_request_body;
+    let too_large = || GatewayError::new(ErrorCode::PayloadTooLarge, format!("the request body exceeds the limit of {limit} bytes"));
+    let declared: Option<u64> = parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    if body.is_end_stream() {
+        return Ok(RequestBody::empty());
+    }
+    match declared {
+        Some(n) if n <= REPLAYABLE_BODY => {
+            let read = tokio::time::timeout(svc.config.timeout, Limited::new(body, limit as usize).collect())
+                .await
+                .map_err(|_| GatewayError::new(ErrorCode::BadRequest, "the request body was not received in time"))?;
+            let bytes = read.map_err(|e| {
+                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    too_large()
+                } else {
+                    GatewayError::new(ErrorCode::BadRequest, "the request body could not be read").with_cause(e)
+                }
+            })?;
+            let bytes: Bytes = bytes.to_bytes();
+            ctx.bytes_in = bytes.len() as u64;
+            Ok(RequestBody::Buffered(Some(bytes)))
+        }
+        _ => {
+            ctx.bytes_in = declared.unwrap_or(0);
+            Ok(RequestBody::Streaming { inner: body, limit, seen: 0 })
+        }
+    }
+}
+
+/// Rewrites the request head for the hop to the upstream.
+fn prepare(ctx: &RequestCtx, parts: &mut Parts, svc: &ServiceRuntime) -> (Outgoing, bool) {
+    let mut h = std::mem::take(&mut parts.headers);
+    let upgrade = headers::strip_hop_by_hop(&mut h) && parts.version == http::Version::HTTP_11;
+    if upgrade {
+        h.insert(http::header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        h.remove(http::header::UPGRADE);
+    }
+    headers::strip_gateway_headers(&mut h);
+    let client_ip = ctx.client.ip().to_string();
+    let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prior) => format!("{prior}, {client_ip}"),
+        None => client_ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        h.insert(&X_FORWARDED_FOR, v);
+    }
+    h.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(if ctx.tls { "https" } else { "http" }));
+    if let Some(host) = parts.uri.authority().map(|a| a.as_str()).and_then(|a| HeaderValue::from_str(a).ok()).or_else(|| h.get(http::header::HOST).cloned()) {
+        h.insert(&X_FORWARDED_HOST, host);
+    }
+    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+        h.insert(&X_REQUEST_ID, v);
+    }
+    if let Some(v) = ctx.trace.header_value() {
+        h.insert(&headers::TRACEPARENT, v);
+    }
+    let prefix = &svc.config.route.prefix;
+    let forwarded = route::strip_prefix(&ctx.path, prefix);
+    let path_and_query = match parts.uri.query() {
+        Some(q) => format!("{forwarded}?{q}"),
+        None => forwarded.to_string(),
+    };
+    (Outgoing { method: parts.method.clone(), path_and_query, headers: h }, upgrade)
+}
+
+/// Turns the outcome into the response the caller gets; the body carries
+/// the context so the request settles when the response ends.
+fn respond(gw: &Gateway, mut ctx: Box<RequestCtx>, result: Result<Response<Incoming>, GatewayError>) -> Response<ResponseBody> {
+    let request_id = HeaderValue::from_str(&ctx.request_id).ok();
+    let mut resp = match result {
+        Ok(resp) => {
+            let (mut head, body) = resp.into_parts();
+            ctx.status = head.status.as_u16();
+            let upgraded = head.status == StatusCode::SWITCHING_PROTOCOLS;
+            let upgrade_value = head.headers.get(http::header::UPGRADE).cloned();
+            headers::strip_hop_by_hop(&mut head.headers);
+            if let (true, Some(v)) = (upgraded, upgrade_value) {
+                head.headers.insert(http::header::CONNECTION, HeaderValue::from_static("upgrade"));
+                head.headers.insert(http::header::UPGRADE, v);
+            }
+            Response::from_parts(head, ResponseBody::upstream(body, gw.settler.clone(), ctx))
+        }
+        Err(err) => {
+            ctx.status = err.status().as_u16();
+            ctx.error = Some(err.code);
+            ctx.cause = err.cause.clone();
+            let (head, bytes) = err.render(&ctx.request_id).into_parts();
+            Response::from_parts(head, ResponseBody::full(bytes, gw.settler.clone(), ctx))
+        }
+    };
+    if let Some(id) = request_id {
+        resp.headers_mut().insert(&X_REQUEST_ID, id);
+    }
+    resp
+}

@@ -1,0 +1,94 @@
+//! A compiled config, ready to serve: the route table and each service's
+//! runtime (endpoints, metric handles, budgets). Immutable once built and
+//! swapped atomically on reload; requests keep the snapshot they started
+//! with. Per-host and per-service counters carry over from the previous
+//! snapshot so a reload loses neither outlier state nor in-flight counts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use blastdoor_config::{Config, Service};
+use blastdoor_telemetry::{Metrics, ServiceMetrics};
+use tokio_util::sync::CancellationToken;
+
+use crate::ctx::Admission;
+use crate::endpoint::Endpoint;
+use crate::retry_budget::RetryBudget;
+use crate::route::RouteTable;
+
+#[derive(Debug)]
+pub struct Snapshot {
+    pub config: Arc<Config>,
+    pub routes: RouteTable<usize>,
+    pub services: Vec<Arc<ServiceRuntime>>,
+    /// Cancels this snapshot's background tasks (health checks) when a
+    /// newer one replaces it.
+    pub tasks: CancellationToken,
+}
+
+#[derive(Debug)]
+pub struct ServiceRuntime {
+    pub config: Service,
+    pub endpoints: Vec<Arc<Endpoint>>,
+    pub metrics: Arc<ServiceMetrics>,
+    pub retry_budget: RetryBudget,
+    /// Requests admitted and not yet settled; shared across snapshots.
+    admitted: Arc<AtomicUsize>,
+}
+
+impl ServiceRuntime {
+    /// Admits a request under the concurrency cap, or None to shed it.
+    pub fn try_admit(self: &Arc<Self>) -> Option<Admission> {
+        let before = self.admitted.fetch_add(1, Relaxed);
+        if before >= self.config.max_concurrency {
+            self.admitted.fetch_sub(1, Relaxed);
+            return None;
+        }
+        Some(Admission(Arc::clone(self)))
+    }
+
+    pub(crate) fn release(&self) {
+        self.admitted.fetch_sub(1, Relaxed);
+    }
+
+    /// Hosts currently ejected as outliers.
+    pub fn ejected_count(&self) -> usize {
+        self.endpoints.iter().filter(|e| e.is_ejected()).count()
+    }
+}
+
+impl Snapshot {
+    pub fn build(config: Config, previous: Option<&Snapshot>, metrics: &Metrics) -> Snapshot {
+        let mut old_endpoints: HashMap<(&str, &str), &Arc<Endpoint>> = HashMap::new();
+        let mut old_admitted: HashMap<&str, &Arc<AtomicUsize>> = HashMap::new();
+        for svc in previous.iter().flat_map(|p| p.services.iter()) {
+            old_admitted.insert(&svc.config.name, &svc.admitted);
+            for e in &svc.endpoints {
+                old_endpoints.insert((&svc.config.name, &e.upstream.url), e);
+            }
+        }
+        let mut routes = RouteTable::new();
+        let mut services = Vec::with_capacity(config.services.len());
+        for (i, svc) in config.services.iter().enumerate() {
+            routes.insert(svc.route.host.as_deref(), &svc.route.prefix, i);
+            let endpoints = svc
+                .upstreams
+                .iter()
+                .map(|u| match old_endpoints.get(&(svc.name.as_str(), u.url.as_str())) {
+                    Some(e) if e.upstream == *u => Arc::clone(e),
+                    _ => Endpoint::new(u.clone(), metrics.upstream(&svc.name, &u.url)),
+                })
+                .collect();
+            let admitted = old_admitted.get(svc.name.as_str()).map_or_else(|| Arc::new(AtomicUsize::new(0)), |a| Arc::clone(a));
+            services.push(Arc::new(ServiceRuntime {
+                endpoints,
+                metrics: metrics.service(&svc.name),
+                retry_budget: RetryBudget::new(svc.retries.budget_ratio, svc.retries.min_per_second),
+                admitted,
+                config: svc.clone(),
+            }));
+        }
+        Snapshot { config: Arc::new(config), routes, services, tasks: CancellationToken::new() }
+    }
+}

@@ -1,0 +1,212 @@
+//! Every metric blastdoor exports, declared in one place.
+//!
+//! Labels are bounded by construction: they come from the config (service
+//! and upstream names) or from small fixed sets (status class), never from
+//! raw request data. Handles are resolved once per service when a config
+//! snapshot is built, so the request path only touches atomics.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// The `service` label of requests that matched no service.
+pub const NO_SERVICE: &str = "_none";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    service: String,
+    status_class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabels {
+    service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    service: String,
+    upstream: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+/// Buckets from 50µs to ~7 minutes: fine enough to see sub-millisecond
+/// gateway overhead, wide enough for minute-long model generations.
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.00005, 2.0, 24)
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(latency_buckets())
+}
+
+/// The registry and every metric family.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_duration: Family<ServiceLabels, Histogram, fn() -> Histogram>,
+    overhead: Family<ServiceLabels, Histogram, fn() -> Histogram>,
+    upstream_duration: Family<UpstreamLabels, Histogram, fn() -> Histogram>,
+    upstream_healthy: Family<UpstreamLabels, Gauge>,
+    upstream_ejections: Family<UpstreamLabels, Counter>,
+    retries: Family<ServiceLabels, Counter>,
+    rejected_overload: Family<ServiceLabels, Counter>,
+    in_flight: Gauge,
+    reloads: Family<ResultLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("blastdoor_requests", "Requests handled, by service and status class", requests.clone());
+        let request_duration = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register("blastdoor_request_duration_seconds", "Time from request head to the end of the response", request_duration.clone());
+        let overhead = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register("blastdoor_gateway_overhead_seconds", "Time spent in blastdoor itself before the upstream's response head, excluding the upstream", overhead.clone());
+        let upstream_duration = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register("blastdoor_upstream_duration_seconds", "Time from sending a request upstream to its response head, per attempt", upstream_duration.clone());
+        let upstream_healthy = Family::<UpstreamLabels, Gauge>::default();
+        registry.register("blastdoor_upstream_healthy", "1 if the upstream host takes traffic (not ejected, passing health checks)", upstream_healthy.clone());
+        let upstream_ejections = Family::<UpstreamLabels, Counter>::default();
+        registry.register("blastdoor_upstream_ejections", "Times an upstream host was ejected as an outlier", upstream_ejections.clone());
+        let retries = Family::<ServiceLabels, Counter>::default();
+        registry.register("blastdoor_retries", "Upstream attempts beyond the first", retries.clone());
+        let rejected_overload = Family::<ServiceLabels, Counter>::default();
+        registry.register("blastdoor_overload_rejections", "Requests answered 503 because the service's concurrency cap was reached", rejected_overload.clone());
+        let in_flight = Gauge::default();
+        registry.register("blastdoor_requests_in_flight", "Requests currently being handled", in_flight.clone());
+        let reloads = Family::<ResultLabels, Counter>::default();
+        registry.register("blastdoor_config_reloads", "Config reload attempts, by result", reloads.clone());
+        Metrics {
+            registry,
+            requests,
+            request_duration,
+            overhead,
+            upstream_duration,
+            upstream_healthy,
+            upstream_ejections,
+            retries,
+            rejected_overload,
+            in_flight,
+            reloads,
+        }
+    }
+
+    /// Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Handles for one service, resolved once per config snapshot.
+    pub fn service(&self, service: &str) -> Arc<ServiceMetrics> {
+        let by_class = |class| self.requests.get_or_create(&RequestLabels { service: service.to_string(), status_class: class }).clone();
+        let labels = ServiceLabels { service: service.to_string() };
+        Arc::new(ServiceMetrics {
+            requests: [by_class("1xx"), by_class("2xx"), by_class("3xx"), by_class("4xx"), by_class("5xx")],
+            duration: self.request_duration.get_or_create(&labels).clone(),
+            overhead: self.overhead.get_or_create(&labels).clone(),
+            retries: self.retries.get_or_create(&labels).clone(),
+            rejected_overload: self.rejected_overload.get_or_create(&labels).clone(),
+            in_flight: self.in_flight.clone(),
+        })
+    }
+
+    /// Handles for one upstream host of a service.
+    pub fn upstream(&self, service: &str, upstream: &str) -> UpstreamMetrics {
+        let labels = UpstreamLabels { service: service.to_string(), upstream: upstream.to_string() };
+        UpstreamMetrics {
+            duration: self.upstream_duration.get_or_create(&labels).clone(),
+            healthy: self.upstream_healthy.get_or_create(&labels).clone(),
+            ejections: self.upstream_ejections.get_or_create(&labels).clone(),
+        }
+    }
+
+    pub fn reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.reloads.get_or_create(&ResultLabels { result }).inc();
+    }
+}
+
+/// Pre-resolved metric handles of one service.
+#[derive(Debug)]
+pub struct ServiceMetrics {
+    requests: [Counter; 5],
+    duration: Histogram,
+    overhead: Histogram,
+    pub retries: Counter,
+    pub rejected_overload: Counter,
+    pub in_flight: Gauge,
+}
+
+impl ServiceMetrics {
+    /// Records one finished request.
+    pub fn observe(&self, status: u16, total_secs: f64, overhead_secs: Option<f64>) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.requests[class].inc();
+        self.duration.observe(total_secs);
+        if let Some(o) = overhead_secs {
+            self.overhead.observe(o);
+        }
+    }
+}
+
+/// Pre-resolved metric handles of one upstream host.
+#[derive(Debug, Clone)]
+pub struct UpstreamMetrics {
+    pub duration: Histogram,
+    pub healthy: Gauge,
+    pub ejections: Counter,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposes_the_spec_metric_names() {
+        let m = Metrics::new();
+        let svc = m.service("imagegen");
+        svc.observe(200, 0.002, Some(0.0001));
+        svc.observe(503, 0.5, None);
+        let up = m.upstream("imagegen", "http://127.0.0.1:7001");
+        up.duration.observe(0.001);
+        up.healthy.set(1);
+        let text = m.encode();
+        for needle in [
+            "blastdoor_requests_total{service=\"imagegen\",status_class=\"2xx\"} 1",
+            "blastdoor_requests_total{service=\"imagegen\",status_class=\"5xx\"} 1",
+            "blastdoor_request_duration_seconds_count{service=\"imagegen\"} 2",
+            "blastdoor_upstream_duration_seconds_count{service=\"imagegen\",upstream=\"http://127.0.0.1:7001\"} 1",
+            "blastdoor_upstream_healthy{service=\"imagegen\",upstream=\"http://127.0.0.1:7001\"} 1",
+            "blastdoor_gateway_overhead_seconds_count{service=\"imagegen\"} 1",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
+}
