@@ -29,7 +29,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> bool {
         .filter_map(|name| {
             let name = name.trim();
             if name.eq_ignore_ascii_case("upgrade") {
+                // Kept (or dropped) below, with the upgrade decision.
                 upgrade = true;
+                return None;
             }
             HeaderName::from_bytes(name.as_bytes()).ok()
         })

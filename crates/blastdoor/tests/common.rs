@@ -1,0 +1,29 @@
+//! Shared helpers of the end-to-end tests.
+#![allow(unused_imports)]
+#![allow(dead_code)]
+
+pub use blastdoor_testkit::upstream::{channel_body, json, text};
+pub use blastdoor_testkit::{Client, GatewayProcess, MockUpstream, Reply};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_blastdoor");
+
+/// A `[[service]]` table; `extra` adds lines to it.
+pub fn service(name: &str, prefix: &str, upstreams: &[String], extra: &str) -> String {
+    let ups: Vec<String> = upstreams.iter().map(|u| format!("\"{u}\"")).collect();
+    format!(
+        "[[service]]\nname = \"{name}\"\nowner = \"test\"\npublic = true\nroute = {{ prefix = \"{prefix}\" }}\nupstreams = [{}]\n{extra}\n",
+        ups.join(", ")
+    )
+}
+
+pub fn start(config: &str) -> GatewayProcess {
+    GatewayProcess::start(BIN, config)
+}
+
+/// An address nothing listens on.
+pub fn dead_upstream() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    format!("http://{addr}")
+}
