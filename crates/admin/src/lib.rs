@@ -33,7 +33,11 @@ pub fn router(state: AdminState) -> Router {
 }
 
 /// Serves the admin API until `shutdown` fires.
-pub async fn serve(listener: TcpListener, state: AdminState, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    state: AdminState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
@@ -53,15 +57,27 @@ async fn readyz(State(state): State<AdminState>) -> (StatusCode, &'static str) {
 
 async fn metrics(State(state): State<AdminState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.encode(),
     )
         .into_response()
 }
 
 async fn not_found(uri: Uri) -> Response {
-    let problem = Problem::new(ErrorCode::RouteNotFound, format!("no admin endpoint at {}", uri.path()), "");
-    (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, PROBLEM_JSON)], problem.to_json()).into_response()
+    let problem = Problem::new(
+        ErrorCode::RouteNotFound,
+        format!("no admin endpoint at {}", uri.path()),
+        "",
+    );
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, PROBLEM_JSON)],
+        problem.to_json(),
+    )
+        .into_response()
 }
 
 #[cfg(test)]
@@ -73,11 +89,17 @@ mod tests {
     use tower::ServiceExt;
 
     fn state(ready: bool) -> AdminState {
-        AdminState { metrics: Arc::new(Metrics::new()), ready: Arc::new(AtomicBool::new(ready)) }
+        AdminState {
+            metrics: Arc::new(Metrics::new()),
+            ready: Arc::new(AtomicBool::new(ready)),
+        }
     }
 
     async fn get(state: AdminState, path: &str) -> (StatusCode, String) {
-        let resp = router(state).oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+        let resp = router(state)
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
         let status = resp.status();
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         (status, String::from_utf8_lossy(&body).into_owned())
@@ -86,7 +108,10 @@ mod tests {
     #[tokio::test]
     async fn health_and_readiness() {
         assert_eq!(get(state(false), "/healthz").await.0, StatusCode::OK);
-        assert_eq!(get(state(false), "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            get(state(false), "/readyz").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         assert_eq!(get(state(true), "/readyz").await.0, StatusCode::OK);
     }
 
@@ -96,7 +121,10 @@ mod tests {
         s.metrics.service("svc").observe(200, 0.01, None);
         let (status, body) = get(s, "/metrics").await;
         assert_eq!(status, StatusCode::OK);
-        assert!(body.contains("blastdoor_requests_total{service=\"svc\",status_class=\"2xx\"} 1"), "{body}");
+        assert!(
+            body.contains("blastdoor_requests_total{service=\"svc\",status_class=\"2xx\"} 1"),
+            "{body}"
+        );
         assert!(body.trim_end().ends_with("# EOF"));
     }
 

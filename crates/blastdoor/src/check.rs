@@ -6,7 +6,11 @@ use std::process::ExitCode;
 pub fn run(path: &Path) -> ExitCode {
     match blastdoor_config::load(path) {
         Ok(config) => {
-            println!("{}: ok ({} services)", path.display(), config.services.len());
+            println!(
+                "{}: ok ({} services)",
+                path.display(),
+                config.services.len()
+            );
             ExitCode::SUCCESS
         }
         Err(diags) => {

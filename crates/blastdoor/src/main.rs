@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "blastdoor", version, about = "The door in every service's wall: one gateway in front of a fleet of small services.")]
+#[command(
+    name = "blastdoor",
+    version,
+    about = "The door in every service's wall: one gateway in front of a fleet of small services."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -73,7 +73,10 @@ async fn reload(path: &Path, gw: &Gateway) {
         }
         Ok(Err(diags)) => {
             gw.metrics.reload(false);
-            tracing::error!(problems = diags.len(), "new config refused; still serving the last good one:\n{diags}");
+            tracing::error!(
+                problems = diags.len(),
+                "new config refused; still serving the last good one:\n{diags}"
+            );
         }
         Err(e) => {
             gw.metrics.reload(false);
@@ -86,7 +89,14 @@ async fn reload(path: &Path, gw: &Gateway) {
 /// start; a reload cannot move them.
 fn warn_about_restart_only_changes(old: &Config, new: &Config) {
     let (o, n) = (&old.server, &new.server);
-    if o.listen != n.listen || o.admin_listen != n.admin_listen || o.workers != n.workers || o.tls.is_some() != n.tls.is_some() || o.upstream_pool_size != n.upstream_pool_size {
-        tracing::warn!("[server] changes (listen, admin_listen, workers, tls, upstream pool) take effect only after a restart");
+    if o.listen != n.listen
+        || o.admin_listen != n.admin_listen
+        || o.workers != n.workers
+        || o.tls.is_some() != n.tls.is_some()
+        || o.upstream_pool_size != n.upstream_pool_size
+    {
+        tracing::warn!(
+            "[server] changes (listen, admin_listen, workers, tls, upstream pool) take effect only after a restart"
+        );
     }
 }

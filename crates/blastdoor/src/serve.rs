@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub fn run(path: &Path) -> Result<()> {
-    let config = blastdoor_config::load(path).map_err(|d| anyhow::anyhow!("invalid config:\n{d}"))?;
+    let config =
+        blastdoor_config::load(path).map_err(|d| anyhow::anyhow!("invalid config:\n{d}"))?;
     crate::logging::init(&config.log.level);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.server.workers)
@@ -37,27 +38,60 @@ pub struct Bound {
 /// Runs the gateway until SIGTERM/SIGINT (or `stop`), then drains.
 /// `watch` is the config file to reload from; `on_bound` learns the
 /// listening addresses.
-pub async fn serve(config: Config, watch: Option<PathBuf>, on_bound: Option<tokio::sync::oneshot::Sender<Bound>>) -> Result<()> {
+pub async fn serve(
+    config: Config,
+    watch: Option<PathBuf>,
+    on_bound: Option<tokio::sync::oneshot::Sender<Bound>>,
+) -> Result<()> {
     let proxy_listener = bind(config.server.listen, "listen").await?;
     let admin_listener = bind(config.server.admin_listen, "admin_listen").await?;
-    let bound = Bound { proxy: proxy_listener.local_addr()?, admin: admin_listener.local_addr()? };
-    let tls = config.server.tls.as_ref().map(blastdoor_proxy::tls::acceptor).transpose().map_err(anyhow::Error::msg)?;
-    let (access_log, _flush_on_exit) = AccessLog::open(&config.log.access).context("cannot open the access log")?;
+    let bound = Bound {
+        proxy: proxy_listener.local_addr()?,
+        admin: admin_listener.local_addr()?,
+    };
+    let tls = config
+        .server
+        .tls
+        .as_ref()
+        .map(blastdoor_proxy::tls::acceptor)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let (access_log, _flush_on_exit) =
+        AccessLog::open(&config.log.access).context("cannot open the access log")?;
     let metrics = Arc::new(Metrics::new());
     let tracker = TaskTracker::new();
     let drain = config.server.shutdown_timeout;
     let poll = config.server.reload_poll_interval;
-    let gw = Gateway::new(config, Arc::clone(&metrics), access_log, tracker.clone()).context("cannot set up upstream clients")?;
+    let gw = Gateway::new(config, Arc::clone(&metrics), access_log, tracker.clone())
+        .context("cannot set up upstream clients")?;
 
     let stop_proxy = CancellationToken::new();
     let stop_rest = CancellationToken::new();
     let ready = Arc::new(AtomicBool::new(false));
-    let admin = AdminState { metrics, ready: Arc::clone(&ready) };
-    let admin_task = tracker.spawn(blastdoor_admin::serve(admin_listener, admin, stop_rest.clone()));
+    let admin = AdminState {
+        metrics,
+        ready: Arc::clone(&ready),
+    };
+    let admin_task = tracker.spawn(blastdoor_admin::serve(
+        admin_listener,
+        admin,
+        stop_rest.clone(),
+    ));
     if let Some(path) = watch {
-        tracker.spawn(crate::reload::watch(path, Arc::clone(&gw), poll, stop_rest.clone()));
+        tracker.spawn(crate::reload::watch(
+            path,
+            Arc::clone(&gw),
+            poll,
+            stop_rest.clone(),
+        ));
     }
-    let proxy_task = tracker.spawn(blastdoor_proxy::server::serve(proxy_listener, Arc::clone(&gw), tls, stop_proxy.clone(), drain));
+    let proxy_task = tracker.spawn(blastdoor_proxy::server::serve(
+        proxy_listener,
+        Arc::clone(&gw),
+        tls,
+        stop_proxy.clone(),
+        drain,
+    ));
     ready.store(true, Ordering::Relaxed);
     tracing::info!(proxy = %bound.proxy, admin = %bound.admin, "blastdoor listening");
     if let Some(tx) = on_bound {
@@ -85,7 +119,9 @@ pub async fn serve(config: Config, watch: Option<PathBuf>, on_bound: Option<toki
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} ({what})"))
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({what})"))
 }
 
 async fn wait_for_stop_signal() -> Result<()> {

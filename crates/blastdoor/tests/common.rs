@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 //! Shared helpers of the end-to-end tests.
 #![allow(unused_imports)]
 #![allow(dead_code)]

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 //! End-to-end: the real binary in front of mock upstreams.
 
 mod common;
@@ -32,7 +33,10 @@ async fn routes_by_longest_prefix_and_strips_it() {
     assert_eq!(a.hits(), 2);
     assert_eq!(b.hits(), 1);
     // A base path in the upstream URL is kept.
-    assert_eq!(c.get(&gw.url("/based/v1/x")).await.json()["path"], "/api/v1/x");
+    assert_eq!(
+        c.get(&gw.url("/based/v1/x")).await.json()["path"],
+        "/api/v1/x"
+    );
     // Prefixes match whole segments only.
     c.get(&gw.url("/ab")).await.problem("route_not_found");
     assert_eq!(c.get(&gw.url("/ab")).await.status, StatusCode::NOT_FOUND);
@@ -49,7 +53,12 @@ async fn host_routes_win_over_hostless_ones() {
     );
     let gw = start(&config);
     let c = Client::http1();
-    let req = |host: &str| Request::get(gw.url("/x/1")).header("host", host).body(Full::<Bytes>::default()).unwrap();
+    let req = |host: &str| {
+        Request::get(gw.url("/x/1"))
+            .header("host", host)
+            .body(Full::<Bytes>::default())
+            .unwrap()
+    };
     c.send(req("API.example.com:8080")).await;
     c.send(req("other.example.com")).await;
     assert_eq!(special.hits(), 1);
@@ -63,7 +72,10 @@ async fn forwarding_headers_request_id_and_trace_context() {
     let c = Client::http1();
     let req = Request::get(gw.url("/s/h"))
         .header("x-request-id", "caller-id-123")
-        .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
         .header("x-forwarded-for", "10.1.2.3")
         .header("x-blastdoor-consumer", "forged")
         .header("connection", "x-hop")
@@ -77,22 +89,47 @@ async fn forwarding_headers_request_id_and_trace_context() {
     assert_eq!(h["x-request-id"], "caller-id-123");
     assert_eq!(h["x-forwarded-for"], "10.1.2.3, 127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "http");
-    assert!(h["x-forwarded-host"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(
+        h["x-forwarded-host"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
     assert_eq!(h["host"], up.addr.to_string(), "Host is the upstream's");
     let tp = h["traceparent"].as_str().unwrap();
-    assert!(tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{tp}");
-    assert!(!tp.contains("00f067aa0ba902b7"), "the gateway's hop has its own span id: {tp}");
-    for gone in ["x-blastdoor-consumer", "x-hop", "proxy-authorization", "connection"] {
-        assert!(h.get(gone).is_none(), "{gone} must not reach the upstream: {h}");
+    assert!(
+        tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{tp}"
+    );
+    assert!(
+        !tp.contains("00f067aa0ba902b7"),
+        "the gateway's hop has its own span id: {tp}"
+    );
+    for gone in [
+        "x-blastdoor-consumer",
+        "x-hop",
+        "proxy-authorization",
+        "connection",
+    ] {
+        assert!(
+            h.get(gone).is_none(),
+            "{gone} must not reach the upstream: {h}"
+        );
     }
 
     // Invalid or missing ids are replaced by generated ones.
-    let req = Request::get(gw.url("/s/h")).header("x-request-id", "bad id with spaces").body(Full::<Bytes>::default()).unwrap();
+    let req = Request::get(gw.url("/s/h"))
+        .header("x-request-id", "bad id with spaces")
+        .body(Full::<Bytes>::default())
+        .unwrap();
     let r = c.send(req).await;
     let id = r.header("x-request-id").unwrap().to_string();
     assert_eq!(id.len(), 32);
     assert_eq!(r.json()["headers"]["x-request-id"], id.as_str());
-    let tp = r.json()["headers"]["traceparent"].as_str().unwrap().to_string();
+    let tp = r.json()["headers"]["traceparent"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(tp.len(), 55, "a new traceparent is created: {tp}");
 }
 
@@ -111,7 +148,10 @@ async fn http2_prior_knowledge_on_the_listener_and_to_h2_upstreams() {
     let r = c.post(&gw.url("/h2/y"), "{\"a\":1}").await;
     assert_eq!(r.json()["body"], "{\"a\":1}");
     let versions: Vec<_> = up.seen().iter().map(|s| s.version).collect();
-    assert_eq!(versions, vec![http::Version::HTTP_11, http::Version::HTTP_2]);
+    assert_eq!(
+        versions,
+        vec![http::Version::HTTP_11, http::Version::HTTP_2]
+    );
 }
 
 #[tokio::test]
@@ -123,23 +163,44 @@ async fn sse_events_reach_the_caller_one_by_one() {
         async move {
             let (tx, body) = channel_body();
             tokio::spawn(async move {
-                tx.send(Bytes::from_static(b"data: first\n\n")).await.unwrap();
+                tx.send(Bytes::from_static(b"data: first\n\n"))
+                    .await
+                    .unwrap();
                 // The last event is only sent once the caller saw the first.
                 gate.notified().await;
-                tx.send(Bytes::from_static(b"data: last\n\n")).await.unwrap();
+                tx.send(Bytes::from_static(b"data: last\n\n"))
+                    .await
+                    .unwrap();
             });
-            http::Response::builder().header("content-type", "text/event-stream").body(body).unwrap()
+            http::Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(body)
+                .unwrap()
         }
     })
     .await;
     let gw = start(&service("sse", "/sse", &[up.url()], ""));
-    let resp = Client::http1().open(Request::get(gw.url("/sse/stream")).body(Full::default()).unwrap()).await;
+    let resp = Client::http1()
+        .open(
+            Request::get(gw.url("/sse/stream"))
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await;
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let mut body = resp.into_body();
-    let first = tokio::time::timeout(blastdoor_testkit::WAIT, body.frame()).await.expect("first event never arrived").unwrap().unwrap();
+    let first = tokio::time::timeout(blastdoor_testkit::WAIT, body.frame())
+        .await
+        .expect("first event never arrived")
+        .unwrap()
+        .unwrap();
     assert_eq!(first.into_data().unwrap(), "data: first\n\n");
     gate.notify_one();
-    let rest = tokio::time::timeout(blastdoor_testkit::WAIT, body.collect()).await.unwrap().unwrap().to_bytes();
+    let rest = tokio::time::timeout(blastdoor_testkit::WAIT, body.collect())
+        .await
+        .unwrap()
+        .unwrap()
+        .to_bytes();
     assert_eq!(rest, "data: last\n\n");
 }
 
@@ -154,7 +215,12 @@ async fn error_codes_are_problem_json() {
     let config = [
         service("dead", "/dead", &[dead_upstream()], ""),
         service("slow", "/slow", &[slow.url()], "timeout = \"300ms\""),
-        service("small", "/small", &[echo.url()], "max_request_body = \"1KiB\""),
+        service(
+            "small",
+            "/small",
+            &[echo.url()],
+            "max_request_body = \"1KiB\"",
+        ),
     ]
     .concat();
     let gw = start(&config);
@@ -167,7 +233,10 @@ async fn error_codes_are_problem_json() {
     let r = c.get(&gw.url("/dead/x")).await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY);
     let p = r.problem("upstream_unavailable");
-    assert!(!p["detail"].as_str().unwrap().contains("127.0.0.1"), "internal addresses stay internal: {p}");
+    assert!(
+        !p["detail"].as_str().unwrap().contains("127.0.0.1"),
+        "internal addresses stay internal: {p}"
+    );
 
     let r = c.get(&gw.url("/slow/x")).await;
     assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
@@ -176,7 +245,11 @@ async fn error_codes_are_problem_json() {
     let r = c.post(&gw.url("/small/x"), vec![b'a'; 2048]).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     r.problem("payload_too_large");
-    assert_eq!(echo.hits(), 0, "an oversized declared body never reaches the upstream");
+    assert_eq!(
+        echo.hits(),
+        0,
+        "an oversized declared body never reaches the upstream"
+    );
 
     // Without a declared length the cap is enforced while streaming.
     let (tx, body) = channel_body();
@@ -188,8 +261,12 @@ async fn error_codes_are_problem_json() {
         }
     });
     let req = Request::post(gw.url("/small/x")).body(body).unwrap();
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-    let resp = tokio::time::timeout(blastdoor_testkit::WAIT, client.request(req)).await.unwrap().unwrap();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http();
+    let resp = tokio::time::timeout(blastdoor_testkit::WAIT, client.request(req))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
     let r = c.get(&gw.url("/small/%zz")).await;
@@ -247,7 +324,10 @@ async fn access_log_has_one_json_line_per_request() {
     let start = std::time::Instant::now();
     let lines = loop {
         let out = gw.stdout();
-        let lines: Vec<serde_json::Value> = out.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let lines: Vec<serde_json::Value> = out
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
         if lines.len() >= 2 || start.elapsed() > blastdoor_testkit::WAIT {
             break lines;
         }
@@ -284,6 +364,9 @@ async fn metrics_count_requests_and_upstream_health() {
     ] {
         assert!(text.contains(&needle), "missing {needle}:\n{text}");
     }
-    assert_eq!(c.get(&gw.admin_url("/healthz")).await.status, StatusCode::OK);
+    assert_eq!(
+        c.get(&gw.admin_url("/healthz")).await.status,
+        StatusCode::OK
+    );
     assert_eq!(c.get(&gw.admin_url("/readyz")).await.status, StatusCode::OK);
 }

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 //! End-to-end: retries, their budget, outlier ejection, health checks,
 //! upgrades.
 
@@ -11,14 +12,21 @@ use common::*;
 use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn status_upstream(status: StatusCode) -> impl Fn(http::Request<hyper::body::Incoming>) -> std::future::Ready<http::Response<blastdoor_testkit::upstream::MockBody>> {
+fn status_upstream(
+    status: StatusCode,
+) -> impl Fn(
+    http::Request<hyper::body::Incoming>,
+) -> std::future::Ready<http::Response<blastdoor_testkit::upstream::MockBody>> {
     move |_req| std::future::ready(text(status, "fixed"))
 }
 
 async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     let start = Instant::now();
     while !check().await {
-        assert!(start.elapsed() < blastdoor_testkit::WAIT, "never happened: {what}");
+        assert!(
+            start.elapsed() < blastdoor_testkit::WAIT,
+            "never happened: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -31,17 +39,30 @@ async fn connection_failures_are_retried_on_another_host() {
     let gw = start(&service("r", "/r", &[dead_upstream(), good.url()], ""));
     let c = Client::http1();
     for i in 0..20 {
-        let r = if i % 2 == 0 { c.get(&gw.url("/r/x")).await } else { c.post(&gw.url("/r/x"), "{}").await };
+        let r = if i % 2 == 0 {
+            c.get(&gw.url("/r/x")).await
+        } else {
+            c.post(&gw.url("/r/x"), "{}").await
+        };
         assert_eq!(r.status, StatusCode::OK, "request {i}: {}", r.text());
     }
-    assert_eq!(good.hits(), 20, "even POSTs are retried when nothing reached the upstream");
+    assert_eq!(
+        good.hits(),
+        20,
+        "even POSTs are retried when nothing reached the upstream"
+    );
 }
 
 #[tokio::test]
 async fn retryable_statuses_only_for_idempotent_methods() {
     let failing = MockUpstream::start(status_upstream(StatusCode::SERVICE_UNAVAILABLE)).await;
     let good = MockUpstream::echo().await;
-    let gw = start(&service("r", "/r", &[failing.url(), good.url()], "outlier = { consecutive_failures = 0 }"));
+    let gw = start(&service(
+        "r",
+        "/r",
+        &[failing.url(), good.url()],
+        "outlier = { consecutive_failures = 0 }",
+    ));
     let c = Client::http1();
     for _ in 0..10 {
         assert_eq!(c.get(&gw.url("/r/x")).await.status, StatusCode::OK);
@@ -53,7 +74,11 @@ async fn retryable_statuses_only_for_idempotent_methods() {
             relayed += 1;
         }
     }
-    assert_eq!(relayed, failing.hits() - failing_before, "a POST that reached the upstream is never retried");
+    assert_eq!(
+        relayed,
+        failing.hits() - failing_before,
+        "a POST that reached the upstream is never retried"
+    );
     assert!(relayed > 0);
 }
 
@@ -63,19 +88,37 @@ async fn the_retry_budget_caps_retries() {
     let b = MockUpstream::start(status_upstream(StatusCode::BAD_GATEWAY)).await;
     let no_budget = "retries = { attempts = 3, budget_ratio = 0.0, min_per_second = 0 }\noutlier = { consecutive_failures = 0 }";
     let generous = "retries = { attempts = 2, budget_ratio = 1.0, min_per_second = 1000 }\noutlier = { consecutive_failures = 0 }";
-    let gw = start(&[service("tight", "/tight", &[a.url(), b.url()], no_budget), service("loose", "/loose", &[a.url(), b.url()], generous)].concat());
+    let gw = start(
+        &[
+            service("tight", "/tight", &[a.url(), b.url()], no_budget),
+            service("loose", "/loose", &[a.url(), b.url()], generous),
+        ]
+        .concat(),
+    );
     let c = Client::http1();
     for _ in 0..10 {
-        assert_eq!(c.get(&gw.url("/tight/x")).await.status, StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            c.get(&gw.url("/tight/x")).await.status,
+            StatusCode::BAD_GATEWAY
+        );
     }
     assert_eq!(a.hits() + b.hits(), 10, "no budget, no retries");
     for _ in 0..10 {
-        assert_eq!(c.get(&gw.url("/loose/x")).await.status, StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            c.get(&gw.url("/loose/x")).await.status,
+            StatusCode::BAD_GATEWAY
+        );
     }
     assert_eq!(a.hits() + b.hits(), 30, "two attempts each within budget");
     let metrics = c.get(&gw.admin_url("/metrics")).await.text();
-    assert!(metrics.contains("blastdoor_retries_total{service=\"loose\"} 10"), "{metrics}");
-    assert!(metrics.contains("blastdoor_retries_total{service=\"tight\"} 0"), "{metrics}");
+    assert!(
+        metrics.contains("blastdoor_retries_total{service=\"loose\"} 10"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("blastdoor_retries_total{service=\"tight\"} 0"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -90,8 +133,20 @@ async fn outliers_are_ejected_and_come_back() {
     }
     assert_eq!(bad.hits(), 3, "ejected after three failures in a row");
     let metrics = c.get(&gw.admin_url("/metrics")).await.text();
-    assert!(metrics.contains(&format!("blastdoor_upstream_healthy{{service=\"o\",upstream=\"{}\"}} 0", bad.url())), "{metrics}");
-    assert!(metrics.contains(&format!("blastdoor_upstream_ejections_total{{service=\"o\",upstream=\"{}\"}} 1", bad.url())), "{metrics}");
+    assert!(
+        metrics.contains(&format!(
+            "blastdoor_upstream_healthy{{service=\"o\",upstream=\"{}\"}} 0",
+            bad.url()
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "blastdoor_upstream_ejections_total{{service=\"o\",upstream=\"{}\"}} 1",
+            bad.url()
+        )),
+        "{metrics}"
+    );
     // After the ejection time it takes traffic again.
     eventually("the ejected host gets traffic again", async || {
         c.post(&gw.url("/o/x"), "{}").await;
@@ -108,10 +163,21 @@ async fn ejection_never_takes_out_more_than_the_cap() {
     let gw = start(&service("o", "/o", &[a.url(), b.url()], policy));
     let c = Client::http1();
     for _ in 0..10 {
-        assert_eq!(c.post(&gw.url("/o/x"), "{}").await.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            c.post(&gw.url("/o/x"), "{}").await.status,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
-    assert_eq!(a.hits().min(b.hits()), 1, "one host ejected after its first failure");
-    assert_eq!(a.hits().max(b.hits()), 9, "the other stays in, whatever it does");
+    assert_eq!(
+        a.hits().min(b.hits()),
+        1,
+        "one host ejected after its first failure"
+    );
+    assert_eq!(
+        a.hits().max(b.hits()),
+        9,
+        "the other stays in, whatever it does"
+    );
 }
 
 #[tokio::test]
@@ -132,15 +198,30 @@ async fn active_health_checks_take_hosts_out_and_back() {
     let hc = "health_check = { path = \"/healthz\", interval = \"50ms\", timeout = \"1s\", unhealthy_threshold = 1, healthy_threshold = 1 }";
     let gw = start(&service("hc", "/hc", &[checked.url()], hc));
     let c = Client::http1();
-    let gauge = format!("blastdoor_upstream_healthy{{service=\"hc\",upstream=\"{}\"}}", checked.url());
+    let gauge = format!(
+        "blastdoor_upstream_healthy{{service=\"hc\",upstream=\"{}\"}}",
+        checked.url()
+    );
     assert_eq!(c.get(&gw.url("/hc/x")).await.text(), "checked");
     healthy.store(false, Ordering::SeqCst);
-    eventually("the host is marked unhealthy", async || c.get(&gw.admin_url("/metrics")).await.text().contains(&format!("{gauge} 0"))).await;
+    eventually("the host is marked unhealthy", async || {
+        c.get(&gw.admin_url("/metrics"))
+            .await
+            .text()
+            .contains(&format!("{gauge} 0"))
+    })
+    .await;
     let r = c.get(&gw.url("/hc/x")).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     r.problem("upstream_unavailable");
     healthy.store(true, Ordering::SeqCst);
-    eventually("the host is marked healthy again", async || c.get(&gw.admin_url("/metrics")).await.text().contains(&format!("{gauge} 1"))).await;
+    eventually("the host is marked healthy again", async || {
+        c.get(&gw.admin_url("/metrics"))
+            .await
+            .text()
+            .contains(&format!("{gauge} 1"))
+    })
+    .await;
     assert_eq!(c.get(&gw.url("/hc/x")).await.text(), "checked");
 }
 
@@ -170,16 +251,25 @@ async fn websocket_upgrades_pass_through() {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        tokio::time::timeout(blastdoor_testkit::WAIT, s.read_exact(&mut byte)).await.unwrap().unwrap();
+        tokio::time::timeout(blastdoor_testkit::WAIT, s.read_exact(&mut byte))
+            .await
+            .unwrap()
+            .unwrap();
         head.push(byte[0]);
     }
     let head = String::from_utf8_lossy(&head).to_lowercase();
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("upgrade: websocket"), "{head}");
-    assert!(head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="), "{head}");
+    assert!(
+        head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
     s.write_all(b"hello through the door").await.unwrap();
     let mut buf = [0u8; 22];
-    tokio::time::timeout(blastdoor_testkit::WAIT, s.read_exact(&mut buf)).await.unwrap().unwrap();
+    tokio::time::timeout(blastdoor_testkit::WAIT, s.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(&buf, b"hello through the door");
     let seen = &up.seen()[0];
     assert_eq!(seen.headers["upgrade"], "websocket");

@@ -20,7 +20,12 @@ pub fn compile(
     earlier: Diagnostics,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Diagnostics> {
-    let mut cx = Cx { path, text, env, diags: earlier };
+    let mut cx = Cx {
+        path,
+        text,
+        env,
+        diags: earlier,
+    };
     let server = cx.server(&raw.server);
     let store = cx.store(&raw.store);
     let log = cx.log(&raw.log);
@@ -29,7 +34,13 @@ pub fn compile(
         cx.diags.0.sort_by_key(|d| (d.line, d.column));
         return Err(cx.diags);
     }
-    Ok(Config { source: path.to_path_buf(), server, store, log, services })
+    Ok(Config {
+        source: path.to_path_buf(),
+        server,
+        store,
+        log,
+        services,
+    })
 }
 
 struct Cx<'a> {
@@ -41,7 +52,8 @@ struct Cx<'a> {
 
 impl Cx<'_> {
     fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
-        self.diags.push(Diagnostic::at(self.path, self.text, span, message));
+        self.diags
+            .push(Diagnostic::at(self.path, self.text, span, message));
     }
 
     /// The string with `${VAR}` resolved, or None after recording why not.
@@ -98,12 +110,19 @@ impl Cx<'_> {
 
     fn addr(&mut self, v: &Option<S<String>>, default: &str, what: &str) -> SocketAddr {
         let fallback = SocketAddr::from(([127, 0, 0, 1], 0));
-        let Some(v) = v else { return default.parse().unwrap_or(fallback) };
-        let Some(s) = self.string(v) else { return fallback };
+        let Some(v) = v else {
+            return default.parse().unwrap_or(fallback);
+        };
+        let Some(s) = self.string(v) else {
+            return fallback;
+        };
         match s.parse() {
             Ok(a) => a,
             Err(_) => {
-                self.error(v.span(), format!("{what} {s:?} is not an address like \"127.0.0.1:8080\""));
+                self.error(
+                    v.span(),
+                    format!("{what} {s:?} is not an address like \"127.0.0.1:8080\""),
+                );
                 fallback
             }
         }
@@ -119,10 +138,11 @@ impl Cx<'_> {
     fn server(&mut self, raw: &RawServer) -> Server {
         let listen = self.addr(&raw.listen, "127.0.0.1:8080", "listen");
         let admin_listen = self.addr(&raw.admin_listen, "127.0.0.1:9090", "admin_listen");
-        if let Some(a) = &raw.admin_listen {
-            if listen == admin_listen && listen.port() != 0 {
-                self.error(a.span(), "admin_listen must differ from listen");
-            }
+        if let Some(a) = &raw.admin_listen
+            && listen == admin_listen
+            && listen.port() != 0
+        {
+            self.error(a.span(), "admin_listen must differ from listen");
         }
         let admin_token = raw.admin_token.as_ref().and_then(|t| {
             let s = self.string(t)?;
@@ -132,21 +152,51 @@ impl Cx<'_> {
             Some(Secret::new(s))
         });
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
-        let tls = raw.tls.as_ref().map(|t| Tls { cert: self.file_path(&t.cert), key: self.file_path(&t.key) });
+        let tls = raw.tls.as_ref().map(|t| Tls {
+            cert: self.file_path(&t.cert),
+            key: self.file_path(&t.key),
+        });
         Server {
             listen,
             admin_listen,
             admin_token,
             workers: self.int(&raw.workers, cores, 1..257, "workers") as usize,
             tls,
-            shutdown_timeout: self.duration(&raw.shutdown_timeout, Duration::from_secs(30), "shutdown_timeout"),
-            max_header_size: self.size(&raw.max_header_size, 64 * 1024, "max_header_size").clamp(8192, 1 << 24) as usize,
+            shutdown_timeout: self.duration(
+                &raw.shutdown_timeout,
+                Duration::from_secs(30),
+                "shutdown_timeout",
+            ),
+            max_header_size: self
+                .size(&raw.max_header_size, 64 * 1024, "max_header_size")
+                .clamp(8192, 1 << 24) as usize,
             max_headers: self.int(&raw.max_headers, 100, 1..10_001, "max_headers") as usize,
-            header_read_timeout: self.duration(&raw.header_read_timeout, Duration::from_secs(10), "header_read_timeout"),
-            upstream_pool_size: self.int(&raw.upstream_pool_size, 256, 0..100_001, "upstream_pool_size") as usize,
-            upstream_idle_timeout: self.duration(&raw.upstream_idle_timeout, Duration::from_secs(90), "upstream_idle_timeout"),
-            connect_timeout: self.duration(&raw.connect_timeout, Duration::from_secs(5), "connect_timeout"),
-            reload_poll_interval: self.duration(&raw.reload_poll_interval, Duration::from_secs(2), "reload_poll_interval"),
+            header_read_timeout: self.duration(
+                &raw.header_read_timeout,
+                Duration::from_secs(10),
+                "header_read_timeout",
+            ),
+            upstream_pool_size: self.int(
+                &raw.upstream_pool_size,
+                256,
+                0..100_001,
+                "upstream_pool_size",
+            ) as usize,
+            upstream_idle_timeout: self.duration(
+                &raw.upstream_idle_timeout,
+                Duration::from_secs(90),
+                "upstream_idle_timeout",
+            ),
+            connect_timeout: self.duration(
+                &raw.connect_timeout,
+                Duration::from_secs(5),
+                "connect_timeout",
+            ),
+            reload_poll_interval: self.duration(
+                &raw.reload_poll_interval,
+                Duration::from_secs(2),
+                "reload_poll_interval",
+            ),
         }
     }
 
@@ -154,8 +204,14 @@ impl Cx<'_> {
         let url = match &raw.url {
             Some(v) => {
                 let s = self.string(v).unwrap_or_default();
-                if !(s.starts_with("sqlite:") || s.starts_with("postgres://") || s.starts_with("postgresql://")) {
-                    self.error(v.span(), format!("store url {s:?} must start with sqlite: or postgres://"));
+                if !(s.starts_with("sqlite:")
+                    || s.starts_with("postgres://")
+                    || s.starts_with("postgresql://"))
+                {
+                    self.error(
+                        v.span(),
+                        format!("store url {s:?} must start with sqlite: or postgres://"),
+                    );
                 }
                 s
             }
@@ -164,7 +220,10 @@ impl Cx<'_> {
         let redis = raw.redis.as_ref().and_then(|v| {
             let s = self.string(v)?;
             if !(s.starts_with("redis://") || s.starts_with("rediss://")) {
-                self.error(v.span(), format!("redis url {s:?} must start with redis:// or rediss://"));
+                self.error(
+                    v.span(),
+                    format!("redis url {s:?} must start with redis:// or rediss://"),
+                );
             }
             Some(s)
         });
@@ -181,7 +240,11 @@ impl Cx<'_> {
                 Some(_) => AccessLog::File(self.file_path(v)),
             },
         };
-        let level = raw.level.as_ref().and_then(|v| self.string(v)).unwrap_or_else(|| "info".into());
+        let level = raw
+            .level
+            .as_ref()
+            .and_then(|v| self.string(v))
+            .unwrap_or_else(|| "info".into());
         Log { access, level }
     }
 
@@ -192,10 +255,19 @@ impl Cx<'_> {
         for r in raw {
             let svc = self.service(r);
             if !names.insert(svc.name.clone()) {
-                self.error(r.name.span(), format!("duplicate service name {:?}", svc.name));
+                self.error(
+                    r.name.span(),
+                    format!("duplicate service name {:?}", svc.name),
+                );
             }
             if !routes.insert(svc.route.clone()) {
-                self.error(r.route.span(), format!("route prefix {:?} is already used by another service with the same host", svc.route.prefix));
+                self.error(
+                    r.route.span(),
+                    format!(
+                        "route prefix {:?} is already used by another service with the same host",
+                        svc.route.prefix
+                    ),
+                );
             }
             out.push(svc);
         }
@@ -206,26 +278,43 @@ impl Cx<'_> {
         let name = self.string(&r.name).unwrap_or_default();
         let valid_name = !name.is_empty()
             && name.len() <= 64
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !valid_name {
-            self.error(r.name.span(), "service name must be 1-64 characters of a-z, A-Z, 0-9, '-', '_'");
+            self.error(
+                r.name.span(),
+                "service name must be 1-64 characters of a-z, A-Z, 0-9, '-', '_'",
+            );
         }
-        let upstream_protocol = match r.upstream_protocol.as_ref().map(|v| (v.span(), v.get_ref().as_str())) {
+        let upstream_protocol = match r
+            .upstream_protocol
+            .as_ref()
+            .map(|v| (v.span(), v.get_ref().as_str()))
+        {
             None | Some((_, "http1")) => UpstreamProtocol::Http1,
             Some((_, "h2")) => UpstreamProtocol::H2,
             Some((span, other)) => {
-                self.error(span, format!("upstream_protocol {other:?} must be \"http1\" or \"h2\""));
+                self.error(
+                    span,
+                    format!("upstream_protocol {other:?} must be \"http1\" or \"h2\""),
+                );
                 UpstreamProtocol::Http1
             }
         };
         Service {
-            owner: r.owner.as_ref().and_then(|o| self.string(o)).unwrap_or_default(),
+            owner: r
+                .owner
+                .as_ref()
+                .and_then(|o| self.string(o))
+                .unwrap_or_default(),
             route: self.route(r.route.get_ref()),
             upstreams: self.upstreams(&r.upstreams),
             upstream_protocol,
             public: r.public.unwrap_or(false),
             timeout: self.duration(&r.timeout, Duration::from_secs(60), "timeout"),
-            max_concurrency: self.int(&r.max_concurrency, 10_000, 1..1_000_001, "max_concurrency") as usize,
+            max_concurrency: self.int(&r.max_concurrency, 10_000, 1..1_000_001, "max_concurrency")
+                as usize,
             max_request_body: self.size(&r.max_request_body, 10 * 1024 * 1024, "max_request_body"),
             retries: self.retries(r.retries.as_ref()),
             outlier: self.outlier(r.outlier.as_ref()),
@@ -239,9 +328,16 @@ impl Cx<'_> {
         let ok = raw_prefix.starts_with('/')
             && !raw_prefix.contains("//")
             && !raw_prefix.split('/').any(|seg| seg == "." || seg == "..")
-            && raw_prefix.bytes().all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#' && b != b'%' && b != b'\\');
+            && raw_prefix
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#' && b != b'%' && b != b'\\');
         if !ok {
-            self.error(r.prefix.span(), format!("route prefix {raw_prefix:?} must be a plain absolute path like \"/imagegen\""));
+            self.error(
+                r.prefix.span(),
+                format!(
+                    "route prefix {raw_prefix:?} must be a plain absolute path like \"/imagegen\""
+                ),
+            );
         }
         let prefix = match raw_prefix.trim_end_matches('/') {
             "" => "/".to_string(),
@@ -250,7 +346,10 @@ impl Cx<'_> {
         let host = r.host.as_ref().and_then(|h| {
             let s = self.string(h)?.to_ascii_lowercase();
             if s.is_empty() || s.contains(['/', ' ', ':']) {
-                self.error(h.span(), format!("route host {s:?} must be a host name without port"));
+                self.error(
+                    h.span(),
+                    format!("route host {s:?} must be a host name without port"),
+                );
             }
             Some(s)
         });
@@ -286,25 +385,43 @@ impl Cx<'_> {
         Retries {
             attempts: self.int(&r.attempts, 2, 1..11, "retries.attempts") as u32,
             budget_ratio,
-            min_per_second: self.int(&r.min_per_second, 10, 0..100_001, "retries.min_per_second") as u32,
+            min_per_second: self.int(&r.min_per_second, 10, 0..100_001, "retries.min_per_second")
+                as u32,
         }
     }
 
     fn outlier(&mut self, r: Option<&RawOutlier>) -> Outlier {
         let default = RawOutlier::default();
         let r = r.unwrap_or(&default);
-        let base = self.duration(&r.base_ejection_time, Duration::from_secs(30), "base_ejection_time");
-        let max = self.duration(&r.max_ejection_time, Duration::from_secs(300), "max_ejection_time");
-        if max < base {
-            if let Some(v) = &r.max_ejection_time {
-                self.error(v.span(), "max_ejection_time must be at least base_ejection_time");
-            }
+        let base = self.duration(
+            &r.base_ejection_time,
+            Duration::from_secs(30),
+            "base_ejection_time",
+        );
+        let max = self.duration(
+            &r.max_ejection_time,
+            Duration::from_secs(300),
+            "max_ejection_time",
+        );
+        if max < base
+            && let Some(v) = &r.max_ejection_time
+        {
+            self.error(
+                v.span(),
+                "max_ejection_time must be at least base_ejection_time",
+            );
         }
         Outlier {
-            consecutive_failures: self.int(&r.consecutive_failures, 5, 0..1001, "consecutive_failures") as u32,
+            consecutive_failures: self.int(
+                &r.consecutive_failures,
+                5,
+                0..1001,
+                "consecutive_failures",
+            ) as u32,
             base_ejection_time: base,
             max_ejection_time: max.max(base),
-            max_ejected_percent: self.int(&r.max_ejected_percent, 50, 0..101, "max_ejected_percent") as u32,
+            max_ejected_percent: self.int(&r.max_ejected_percent, 50, 0..101, "max_ejected_percent")
+                as u32,
         }
     }
 
@@ -317,8 +434,10 @@ impl Cx<'_> {
             path,
             interval: self.duration(&h.interval, Duration::from_secs(5), "health_check.interval"),
             timeout: self.duration(&h.timeout, Duration::from_secs(2), "health_check.timeout"),
-            healthy_threshold: self.int(&h.healthy_threshold, 1, 1..101, "healthy_threshold") as u32,
-            unhealthy_threshold: self.int(&h.unhealthy_threshold, 2, 1..101, "unhealthy_threshold") as u32,
+            healthy_threshold: self.int(&h.healthy_threshold, 1, 1..101, "healthy_threshold")
+                as u32,
+            unhealthy_threshold: self.int(&h.unhealthy_threshold, 2, 1..101, "unhealthy_threshold")
+                as u32,
         }
     }
 }
@@ -326,20 +445,35 @@ impl Cx<'_> {
 /// `http://host:port/base` to an [`Upstream`]; no query, no fragment, no
 /// credentials in the URL.
 fn parse_upstream(url: &str) -> Result<Upstream, String> {
-    let uri: http::Uri = url.parse().map_err(|e| format!("upstream {url:?} is not a valid URL: {e}"))?;
-    let scheme = uri.scheme().cloned().ok_or_else(|| format!("upstream {url:?} needs a scheme (http:// or https://)"))?;
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("upstream {url:?} is not a valid URL: {e}"))?;
+    let scheme = uri
+        .scheme()
+        .cloned()
+        .ok_or_else(|| format!("upstream {url:?} needs a scheme (http:// or https://)"))?;
     if scheme != http::uri::Scheme::HTTP && scheme != http::uri::Scheme::HTTPS {
         return Err(format!("upstream {url:?}: scheme must be http or https"));
     }
-    let authority = uri.authority().cloned().ok_or_else(|| format!("upstream {url:?} needs a host"))?;
+    let authority = uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| format!("upstream {url:?} needs a host"))?;
     if authority.as_str().contains('@') {
-        return Err(format!("upstream {url:?}: credentials in the URL are not allowed; use upstream_auth"));
+        return Err(format!(
+            "upstream {url:?}: credentials in the URL are not allowed; use upstream_auth"
+        ));
     }
     if uri.query().is_some() {
         return Err(format!("upstream {url:?}: a query string is not allowed"));
     }
     let base_path = uri.path().trim_end_matches('/').to_string();
-    Ok(Upstream { url: url.to_string(), scheme, authority, base_path })
+    Ok(Upstream {
+        url: url.to_string(),
+        scheme,
+        authority,
+        base_path,
+    })
 }
 
 #[cfg(test)]

@@ -50,7 +50,10 @@ health_check = { path = "/healthz", interval = "1s" }
 fn compiles_a_full_config() {
     let c = load(GOOD).unwrap();
     assert_eq!(c.server.workers, 2);
-    assert_eq!(c.server.admin_token.as_ref().unwrap().expose(), "0123456789abcdef-token");
+    assert_eq!(
+        c.server.admin_token.as_ref().unwrap().expose(),
+        "0123456789abcdef-token"
+    );
     assert_eq!(c.log.access, AccessLog::Off);
     let img = &c.services[0];
     assert_eq!(img.route.prefix, "/imagegen");
@@ -101,9 +104,8 @@ upstreams = ["http://${MISSING}"]
 "#;
     let diags = load(text).unwrap_err();
     let lines: Vec<(usize, String)> = diags.iter().map(|d| (d.line, d.message.clone())).collect();
-    let has = |line: usize, needle: &str| {
-        lines.iter().any(|(l, m)| *l == line && m.contains(needle))
-    };
+    let has =
+        |line: usize, needle: &str| lines.iter().any(|(l, m)| *l == line && m.contains(needle));
     // Shape errors are per section: service "b"'s typo does not hide the others.
     assert!(has(15, "unknown field `timout`"), "{lines:#?}");
     assert!(has(2, "not an address"), "{lines:#?}");
@@ -123,7 +125,10 @@ fn syntax_errors_and_unknown_sections_are_located() {
     assert_eq!(diags.0[0].line, 1, "{diags}");
 
     let diags = load("[servers]\nlisten = \"127.0.0.1:1\"\n").unwrap_err();
-    assert!(diags.0[0].message.contains("unknown section `servers`"), "{diags}");
+    assert!(
+        diags.0[0].message.contains("unknown section `servers`"),
+        "{diags}"
+    );
     assert_eq!(diags.0[0].line, 1);
 }
 
@@ -156,6 +161,9 @@ route = { prefix = "/x/" }
 upstreams = ["http://127.0.0.1:1"]
 "#;
     assert!(load(text).unwrap_err().to_string().contains("already used"));
-    let ok = text.replace("prefix = \"/x/\" }", "prefix = \"/x\", host = \"b.example\" }");
+    let ok = text.replace(
+        "prefix = \"/x/\" }",
+        "prefix = \"/x\", host = \"b.example\" }",
+    );
     load(&ok).unwrap();
 }

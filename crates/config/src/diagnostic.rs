@@ -16,13 +16,23 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn file_level(file: &Path, message: impl Into<String>) -> Self {
-        Diagnostic { file: file.to_path_buf(), line: 0, column: 0, message: message.into() }
+        Diagnostic {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: message.into(),
+        }
     }
 
     /// A problem located at byte range `span` of `text`.
     pub fn at(file: &Path, text: &str, span: Range<usize>, message: impl Into<String>) -> Self {
         let (line, column) = line_column(text, span.start);
-        Diagnostic { file: file.to_path_buf(), line, column, message: message.into() }
+        Diagnostic {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+        }
     }
 }
 
@@ -31,7 +41,14 @@ impl fmt::Display for Diagnostic {
         if self.line == 0 {
             write!(f, "{}: {}", self.file.display(), self.message)
         } else {
-            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.column,
+                self.message
+            )
         }
     }
 }

@@ -12,14 +12,17 @@ pub fn interpolate(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Stri
             out.push_str("${");
             rest = escaped;
         } else if let Some(body) = after.strip_prefix("${") {
-            let end = body.find('}').ok_or_else(|| format!("unterminated ${{...}} in {s:?}"))?;
+            let end = body
+                .find('}')
+                .ok_or_else(|| format!("unterminated ${{...}} in {s:?}"))?;
             let name = &body[..end];
-            let valid = !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let valid =
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
                 return Err(format!("invalid variable name {name:?}"));
             }
-            let value = env(name).ok_or_else(|| format!("environment variable {name} is not set"))?;
+            let value =
+                env(name).ok_or_else(|| format!("environment variable {name} is not set"))?;
             out.push_str(&value);
             rest = &body[end + 1..];
         } else {
@@ -45,16 +48,34 @@ mod tests {
 
     #[test]
     fn replaces_variables() {
-        assert_eq!(interpolate("Bearer ${TOKEN}", &env).unwrap(), "Bearer s3cret");
-        assert_eq!(interpolate("127.0.0.1:${PORT}", &env).unwrap(), "127.0.0.1:8080");
+        assert_eq!(
+            interpolate("Bearer ${TOKEN}", &env).unwrap(),
+            "Bearer s3cret"
+        );
+        assert_eq!(
+            interpolate("127.0.0.1:${PORT}", &env).unwrap(),
+            "127.0.0.1:8080"
+        );
         assert_eq!(interpolate("no vars $5", &env).unwrap(), "no vars $5");
         assert_eq!(interpolate("lit $${TOKEN}", &env).unwrap(), "lit ${TOKEN}");
     }
 
     #[test]
     fn reports_missing_and_malformed() {
-        assert!(interpolate("${NOPE}", &env).unwrap_err().contains("NOPE is not set"));
-        assert!(interpolate("${TOKEN", &env).unwrap_err().contains("unterminated"));
-        assert!(interpolate("${A-B}", &env).unwrap_err().contains("invalid variable"));
+        assert!(
+            interpolate("${NOPE}", &env)
+                .unwrap_err()
+                .contains("NOPE is not set")
+        );
+        assert!(
+            interpolate("${TOKEN", &env)
+                .unwrap_err()
+                .contains("unterminated")
+        );
+        assert!(
+            interpolate("${A-B}", &env)
+                .unwrap_err()
+                .contains("invalid variable")
+        );
     }
 }

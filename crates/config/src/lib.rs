@@ -23,7 +23,10 @@ use std::path::Path;
 /// looked up in the process environment.
 pub fn load(path: &Path) -> Result<Config, Diagnostics> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Diagnostics::single(Diagnostic::file_level(path, format!("cannot read config: {e}")))
+        Diagnostics::single(Diagnostic::file_level(
+            path,
+            format!("cannot read config: {e}"),
+        ))
     })?;
     load_str(path, &text, &|name| std::env::var(name).ok())
 }

@@ -49,7 +49,10 @@ pub fn parse(path: &Path, text: &str) -> Result<(RawConfig, Diagnostics), Diagno
                 path,
                 text,
                 span,
-                format!("unknown section `{other}`, expected one of: {}", SECTIONS.join(", ")),
+                format!(
+                    "unknown section `{other}`, expected one of: {}",
+                    SECTIONS.join(", ")
+                ),
             )),
         }
     }

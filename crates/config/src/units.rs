@@ -7,7 +7,9 @@ use std::time::Duration;
 /// part, `"1.5s"`). A bare number is rejected: the unit must be explicit.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
     let unit_secs = match unit.trim() {
         "ms" => 0.001,
@@ -16,11 +18,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => 3600.0,
         "d" => 86400.0,
         "" => return Err(format!("duration {s:?} needs a unit (ms, s, m, h, d)")),
-        other => return Err(format!("unknown duration unit {other:?} in {s:?} (use ms, s, m, h, d)")),
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} in {s:?} (use ms, s, m, h, d)"
+            ));
+        }
     };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?} (expected e.g. \"250ms\", \"30s\", \"5m\")"))?;
+    let value: f64 = number.parse().map_err(|_| {
+        format!("invalid duration {s:?} (expected e.g. \"250ms\", \"30s\", \"5m\")")
+    })?;
     let secs = value * unit_secs;
     if !secs.is_finite() || secs > 10.0 * 365.0 * 86400.0 {
         return Err(format!("duration {s:?} is out of range"));
@@ -41,10 +47,17 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "mib" => 1 << 20,
         "gb" => 1_000_000_000,
         "gib" => 1 << 30,
-        other => return Err(format!("unknown size unit {other:?} in {s:?} (use B, KiB, MiB, GiB, KB, MB, GB)")),
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} in {s:?} (use B, KiB, MiB, GiB, KB, MB, GB)"
+            ));
+        }
     };
-    let n: u64 = number.parse().map_err(|_| format!("invalid size {s:?} (expected e.g. \"10MiB\")"))?;
-    n.checked_mul(factor).ok_or_else(|| format!("size {s:?} is out of range"))
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid size {s:?} (expected e.g. \"10MiB\")"))?;
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("size {s:?} is out of range"))
 }
 
 #[cfg(test)]
@@ -59,7 +72,11 @@ mod tests {
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
         assert!(parse_duration("30").unwrap_err().contains("needs a unit"));
-        assert!(parse_duration("30x").unwrap_err().contains("unknown duration unit"));
+        assert!(
+            parse_duration("30x")
+                .unwrap_err()
+                .contains("unknown duration unit")
+        );
         assert!(parse_duration("ms").is_err());
         assert!(parse_duration("1e400s").is_err());
     }

@@ -11,7 +11,10 @@ use crate::endpoint::Endpoint;
 
 /// Picks an available endpoint, avoiding `avoid` (the host that just
 /// failed) when another is available. None if no host is available.
-pub fn pick<'a>(endpoints: &'a [Arc<Endpoint>], avoid: Option<&Arc<Endpoint>>) -> Option<&'a Arc<Endpoint>> {
+pub fn pick<'a>(
+    endpoints: &'a [Arc<Endpoint>],
+    avoid: Option<&Arc<Endpoint>>,
+) -> Option<&'a Arc<Endpoint>> {
     let usable = |e: &Arc<Endpoint>| e.is_available() && avoid.is_none_or(|a| !Arc::ptr_eq(a, e));
     match endpoints.len() {
         0 => None,
@@ -30,7 +33,12 @@ pub fn pick<'a>(endpoints: &'a [Arc<Endpoint>], avoid: Option<&Arc<Endpoint>>) -
                     .iter()
                     .filter(|e| usable(e))
                     .min_by(|x, y| load(x).cmp(&load(y)))
-                    .or_else(|| endpoints.iter().filter(|e| e.is_available()).min_by(|x, y| load(x).cmp(&load(y)))),
+                    .or_else(|| {
+                        endpoints
+                            .iter()
+                            .filter(|e| e.is_available())
+                            .min_by(|x, y| load(x).cmp(&load(y)))
+                    }),
             }
         }
     }

@@ -35,7 +35,11 @@ pub struct CallerBodyError(#[source] pub hyper::Error);
 #[derive(Debug)]
 pub enum RequestBody {
     Buffered(Option<Bytes>),
-    Streaming { inner: Incoming, limit: u64, seen: u64 },
+    Streaming {
+        inner: Incoming,
+        limit: u64,
+        seen: u64,
+    },
 }
 
 impl RequestBody {
@@ -56,17 +60,20 @@ impl Body for RequestBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             RequestBody::Buffered(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             RequestBody::Streaming { inner, limit, seen } => {
                 let frame = ready!(Pin::new(inner).poll_frame(cx));
-                if let Some(Ok(f)) = &frame {
-                    if let Some(data) = f.data_ref() {
-                        *seen += data.len() as u64;
-                        if *seen > *limit {
-                            return Poll::Ready(Some(Err(Box::new(BodyTooLarge { limit: *limit }))));
-                        }
+                if let Some(Ok(f)) = &frame
+                    && let Some(data) = f.data_ref()
+                {
+                    *seen += data.len() as u64;
+                    if *seen > *limit {
+                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge { limit: *limit }))));
                     }
                 }
                 Poll::Ready(frame.map(|r| r.map_err(|e| Box::new(CallerBodyError(e)) as BoxError)))
@@ -83,7 +90,9 @@ impl Body for RequestBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            RequestBody::Buffered(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            RequestBody::Buffered(b) => {
+                SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64))
+            }
             RequestBody::Streaming { inner, .. } => inner.size_hint(),
         }
     }
@@ -103,22 +112,36 @@ enum Inner {
 
 impl std::fmt::Debug for ResponseBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseBody").field("bytes_out", &self.bytes_out).finish()
+        f.debug_struct("ResponseBody")
+            .field("bytes_out", &self.bytes_out)
+            .finish()
     }
 }
 
 impl ResponseBody {
     pub fn full(bytes: Bytes, settler: Settler, ctx: Box<RequestCtx>) -> Self {
-        ResponseBody { inner: Inner::Full(Some(bytes)), bytes_out: 0, settler: Some((settler, ctx)) }
+        ResponseBody {
+            inner: Inner::Full(Some(bytes)),
+            bytes_out: 0,
+            settler: Some((settler, ctx)),
+        }
     }
 
     pub fn upstream(body: Incoming, settler: Settler, ctx: Box<RequestCtx>) -> Self {
-        ResponseBody { inner: Inner::Upstream(body), bytes_out: 0, settler: Some((settler, ctx)) }
+        ResponseBody {
+            inner: Inner::Upstream(body),
+            bytes_out: 0,
+            settler: Some((settler, ctx)),
+        }
     }
 
     /// A body that settles nothing (admin and internal responses).
     pub fn plain(bytes: Bytes) -> Self {
-        ResponseBody { inner: Inner::Full(Some(bytes)), bytes_out: 0, settler: None }
+        ResponseBody {
+            inner: Inner::Full(Some(bytes)),
+            bytes_out: 0,
+            settler: None,
+        }
     }
 
     fn settle(&mut self, complete: bool) {
@@ -132,11 +155,15 @@ impl Body for ResponseBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         let frame = match &mut this.inner {
             Inner::Full(b) => b.take().map(|b| Ok(Frame::data(b))),
-            Inner::Upstream(body) => ready!(Pin::new(body).poll_frame(cx)).map(|r| r.map_err(|e| Box::new(e) as BoxError)),
+            Inner::Upstream(body) => ready!(Pin::new(body).poll_frame(cx))
+                .map(|r| r.map_err(|e| Box::new(e) as BoxError)),
         };
         match &frame {
             Some(Ok(f)) => this.bytes_out += f.data_ref().map_or(0, |d| d.len() as u64),

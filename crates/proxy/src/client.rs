@@ -22,7 +22,10 @@ pub struct Clients {
 
 impl Clients {
     pub fn new(server: &Server) -> Result<Clients, std::io::Error> {
-        Ok(Clients { http1: build(server, false)?, http2: build(server, true)? })
+        Ok(Clients {
+            http1: build(server, false)?,
+            http2: build(server, true)?,
+        })
     }
 
     pub fn get(&self, protocol: UpstreamProtocol) -> &UpstreamClient {
@@ -59,7 +62,9 @@ fn build(server: &Server, h2: bool) -> Result<UpstreamClient, std::io::Error> {
         .pool_max_idle_per_host(server.upstream_pool_size)
         .http2_only(h2);
     if h2 {
-        builder.http2_keep_alive_interval(Duration::from_secs(30)).http2_keep_alive_while_idle(true);
+        builder
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .http2_keep_alive_while_idle(true);
     }
     Ok(builder.build(https))
 }

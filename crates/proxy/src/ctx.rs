@@ -46,11 +46,21 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
-    pub fn new(client: SocketAddr, tls: bool, version: Version, method: Method, path: String) -> Self {
+    pub fn new(
+        client: SocketAddr,
+        tls: bool,
+        version: Version,
+        method: Method,
+        path: String,
+    ) -> Self {
         RequestCtx {
             started: Instant::now(),
             request_id: String::new(),
-            trace: TraceContext { trace_id: String::new(), span_id: String::new(), flags: String::new() },
+            trace: TraceContext {
+                trace_id: String::new(),
+                span_id: String::new(),
+                flags: String::new(),
+            },
             client,
             tls,
             version,

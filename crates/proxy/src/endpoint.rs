@@ -85,7 +85,11 @@ impl Endpoint {
         let old = self.ewma_micros.load(Relaxed);
         // Weight 1/8 for the new sample; racing updates may lose a sample,
         // which a moving average tolerates.
-        let new = if old == 0 { sample } else { old - old / 8 + sample / 8 };
+        let new = if old == 0 {
+            sample
+        } else {
+            old - old / 8 + sample / 8
+        };
         self.ewma_micros.store(new, Relaxed);
         self.metrics.duration.observe(latency.as_secs_f64());
     }
@@ -95,7 +99,10 @@ impl Endpoint {
     /// already ejected, out of `peers` in all.
     pub fn record_failure(&self, policy: &Outlier, ejected_peers: usize, peers: usize) -> bool {
         let failures = self.consecutive_failures.fetch_add(1, Relaxed) + 1;
-        if policy.consecutive_failures == 0 || failures < policy.consecutive_failures || self.is_ejected() {
+        if policy.consecutive_failures == 0
+            || failures < policy.consecutive_failures
+            || self.is_ejected()
+        {
             return false;
         }
         // Never eject past the cap: some hosts must keep taking traffic.
@@ -105,13 +112,17 @@ impl Endpoint {
         }
         let now = self.now_ms();
         let last_end = self.ejected_until_ms.load(Relaxed);
-        let streak = if last_end != 0 && now.saturating_sub(last_end) < millis(policy.max_ejection_time) {
-            self.ejection_streak.fetch_add(1, Relaxed) + 1
-        } else {
-            self.ejection_streak.store(1, Relaxed);
-            1
-        };
-        let ejection = policy.base_ejection_time.saturating_mul(streak).min(policy.max_ejection_time);
+        let streak =
+            if last_end != 0 && now.saturating_sub(last_end) < millis(policy.max_ejection_time) {
+                self.ejection_streak.fetch_add(1, Relaxed) + 1
+            } else {
+                self.ejection_streak.store(1, Relaxed);
+                1
+            };
+        let ejection = policy
+            .base_ejection_time
+            .saturating_mul(streak)
+            .min(policy.max_ejection_time);
         self.ejected_until_ms.store(now + millis(ejection), Relaxed);
         self.consecutive_failures.store(0, Relaxed);
         self.metrics.ejections.inc();

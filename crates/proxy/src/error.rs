@@ -17,7 +17,12 @@ pub struct GatewayError {
 
 impl GatewayError {
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
-        GatewayError { code, detail: detail.into(), cause: None, retry_after_secs: None }
+        GatewayError {
+            code,
+            detail: detail.into(),
+            cause: None,
+            retry_after_secs: None,
+        }
     }
 
     pub fn with_cause(mut self, cause: impl std::fmt::Display) -> Self {
@@ -39,9 +44,11 @@ impl GatewayError {
         let body = Bytes::from(Problem::new(self.code, self.detail.clone(), request_id).to_json());
         let mut resp = Response::new(body);
         *resp.status_mut() = self.code.status();
-        resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(secs) = self.retry_after_secs {
-            resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+            resp.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }

@@ -32,12 +32,18 @@ pub struct Outgoing {
 /// Whether a method may be repeated without changing the outcome
 /// (RFC 9110 §9.2.2).
 fn is_idempotent(m: &Method) -> bool {
-    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
 }
 
 /// Statuses worth another host's try for an idempotent request.
 fn is_retryable_status(s: StatusCode) -> bool {
-    matches!(s, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT)
+    matches!(
+        s,
+        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+    )
 }
 
 fn find_cause<'a, T: StdError + 'static>(e: &'a (dyn StdError + 'static)) -> Option<&'a T> {
@@ -69,10 +75,24 @@ pub async fn forward(
         ctx.attempts += 1;
         let endpoint = balance::pick(&svc.endpoints, avoid.as_ref())
             .cloned()
-            .ok_or_else(|| GatewayError::new(ErrorCode::NoHealthyUpstream, format!("no healthy upstream for service {}", cfg.name)).retry_after(1))?;
+            .ok_or_else(|| {
+                GatewayError::new(
+                    ErrorCode::NoHealthyUpstream,
+                    format!("no healthy upstream for service {}", cfg.name),
+                )
+                .retry_after(1)
+            })?;
         let this_body = body.take().unwrap_or_else(RequestBody::empty);
-        let replay = if ctx.attempts < cfg.retries.attempts { this_body.replay() } else { None };
-        let headers = if replay.is_some() { out.headers.clone() } else { std::mem::take(&mut out.headers) };
+        let replay = if ctx.attempts < cfg.retries.attempts {
+            this_body.replay()
+        } else {
+            None
+        };
+        let headers = if replay.is_some() {
+            out.headers.clone()
+        } else {
+            std::mem::take(&mut out.headers)
+        };
         let req = build_request(&endpoint, cfg.upstream_protocol, &out, headers, this_body)?;
         let in_flight = endpoint.start();
         let sent = Instant::now();
@@ -82,14 +102,20 @@ pub async fn forward(
         let ejected = svc.ejected_count();
         let peers = svc.endpoints.len();
         let may_retry = |never_sent: bool| {
-            (never_sent || idempotent) && replay.is_some() && Instant::now() < deadline && svc.retry_budget.try_withdraw()
+            (never_sent || idempotent)
+                && replay.is_some()
+                && Instant::now() < deadline
+                && svc.retry_budget.try_withdraw()
         };
         match result {
             Err(_elapsed) => {
                 endpoint.record_failure(&cfg.outlier, ejected, peers);
                 return Err(GatewayError::new(
                     ErrorCode::UpstreamTimeout,
-                    format!("upstream of service {} did not answer within {:?}", cfg.name, cfg.timeout),
+                    format!(
+                        "upstream of service {} did not answer within {:?}",
+                        cfg.name, cfg.timeout
+                    ),
                 ));
             }
             Ok(Ok(resp)) => {
@@ -107,10 +133,17 @@ pub async fn forward(
             }
             Ok(Err(e)) => {
                 if let Some(too_large) = find_cause::<BodyTooLarge>(&e) {
-                    return Err(GatewayError::new(ErrorCode::PayloadTooLarge, too_large.to_string()));
+                    return Err(GatewayError::new(
+                        ErrorCode::PayloadTooLarge,
+                        too_large.to_string(),
+                    ));
                 }
                 if find_cause::<CallerBodyError>(&e).is_some() {
-                    return Err(GatewayError::new(ErrorCode::BadRequest, "the request body could not be read").with_cause(format!("{e:?}")));
+                    return Err(GatewayError::new(
+                        ErrorCode::BadRequest,
+                        "the request body could not be read",
+                    )
+                    .with_cause(format!("{e:?}")));
                 }
                 endpoint.record_failure(&cfg.outlier, ejected, peers);
                 if !may_retry(e.is_connect()) {
@@ -136,15 +169,27 @@ fn build_request(
     body: RequestBody,
 ) -> Result<Request<RequestBody>, GatewayError> {
     let up = &endpoint.upstream;
-    let path = if up.base_path.is_empty() { out.path_and_query.clone() } else { format!("{}{}", up.base_path, out.path_and_query) };
-    let path = PathAndQuery::try_from(path)
-        .map_err(|e| GatewayError::new(ErrorCode::BadRequest, "the request target cannot be forwarded").with_cause(e))?;
+    let path = if up.base_path.is_empty() {
+        out.path_and_query.clone()
+    } else {
+        format!("{}{}", up.base_path, out.path_and_query)
+    };
+    let path = PathAndQuery::try_from(path).map_err(|e| {
+        GatewayError::new(
+            ErrorCode::BadRequest,
+            "the request target cannot be forwarded",
+        )
+        .with_cause(e)
+    })?;
     let uri = Uri::builder()
         .scheme(up.scheme.clone())
         .authority(up.authority.clone())
         .path_and_query(path)
         .build()
-        .map_err(|e| GatewayError::new(ErrorCode::Internal, "could not build the upstream request").with_cause(e))?;
+        .map_err(|e| {
+            GatewayError::new(ErrorCode::Internal, "could not build the upstream request")
+                .with_cause(e)
+        })?;
     // The client sets Host (HTTP/1) or :authority (HTTP/2) from the URI.
     headers.remove(HOST);
     let mut req = Request::new(body);

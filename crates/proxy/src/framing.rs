@@ -23,10 +23,10 @@ pub fn check(method: &Method, version: Version, headers: &HeaderMap) -> Result<(
     if content_lengths.next().is_some() {
         return Err(BadFraming("more than one Content-Length header"));
     }
-    if let Some(cl) = content_length {
-        if cl.is_empty() || !cl.as_bytes().iter().all(u8::is_ascii_digit) || cl.len() > 19 {
-            return Err(BadFraming("Content-Length must be a single decimal number"));
-        }
+    if let Some(cl) = content_length
+        && (cl.is_empty() || !cl.as_bytes().iter().all(u8::is_ascii_digit) || cl.len() > 19)
+    {
+        return Err(BadFraming("Content-Length must be a single decimal number"));
     }
     let mut te = headers.get_all(TRANSFER_ENCODING).iter();
     if let Some(first) = te.next() {
@@ -34,10 +34,14 @@ pub fn check(method: &Method, version: Version, headers: &HeaderMap) -> Result<(
             return Err(BadFraming("Transfer-Encoding is not allowed in HTTP/2"));
         }
         if content_length.is_some() {
-            return Err(BadFraming("both Content-Length and Transfer-Encoding are present"));
+            return Err(BadFraming(
+                "both Content-Length and Transfer-Encoding are present",
+            ));
         }
         if te.next().is_some() || !first.as_bytes().eq_ignore_ascii_case(b"chunked") {
-            return Err(BadFraming("the only accepted Transfer-Encoding is a single \"chunked\""));
+            return Err(BadFraming(
+                "the only accepted Transfer-Encoding is a single \"chunked\"",
+            ));
         }
     }
     let mut hosts = headers.get_all(HOST).iter();
@@ -81,7 +85,10 @@ mod tests {
             vec![("content-length", "+5")],
             vec![("content-length", "")],
             vec![("transfer-encoding", "gzip, chunked")],
-            vec![("transfer-encoding", "chunked"), ("transfer-encoding", "chunked")],
+            vec![
+                ("transfer-encoding", "chunked"),
+                ("transfer-encoding", "chunked"),
+            ],
             vec![("transfer-encoding", "identity")],
             vec![("host", "a"), ("host", "b")],
         ] {

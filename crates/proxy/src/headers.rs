@@ -1,8 +1,8 @@
 //! Header rewriting across the door: hop-by-hop fields (RFC 9110 §7.6.1),
 //! forwarding information, request ids and W3C trace context.
 
-use http::header::{CONNECTION, HeaderName, HeaderValue, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 use http::HeaderMap;
+use http::header::{CONNECTION, HeaderName, HeaderValue, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -39,7 +39,16 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> bool {
     for name in named {
         headers.remove(&name);
     }
-    for name in [&CONNECTION, &KEEP_ALIVE, &PROXY_CONNECTION, &PROXY_AUTHORIZATION, &PROXY_AUTHENTICATE, &TE, &TRAILER, &TRANSFER_ENCODING] {
+    for name in [
+        &CONNECTION,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &PROXY_AUTHORIZATION,
+        &PROXY_AUTHENTICATE,
+        &TE,
+        &TRAILER,
+        &TRANSFER_ENCODING,
+    ] {
         headers.remove(name);
     }
     let upgrade = upgrade && headers.contains_key(UPGRADE);
@@ -51,7 +60,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> bool {
 
 /// Removes any `x-blastdoor-*` field a caller sent, so none can be forged.
 pub fn strip_gateway_headers(headers: &mut HeaderMap) {
-    let forged: Vec<HeaderName> = headers.keys().filter(|k| k.as_str().starts_with(GATEWAY_PREFIX)).cloned().collect();
+    let forged: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with(GATEWAY_PREFIX))
+        .cloned()
+        .collect();
     for name in forged {
         headers.remove(&name);
     }
@@ -63,7 +76,8 @@ pub fn valid_request_id(v: &HeaderValue) -> Option<&str> {
     let s = v.to_str().ok()?;
     let ok = !s.is_empty()
         && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'));
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'));
     ok.then_some(s)
 }
 
@@ -87,25 +101,42 @@ impl TraceContext {
     /// the gateway's hop gets a fresh span id.
     pub fn continue_or_start(incoming: Option<&HeaderValue>) -> TraceContext {
         let span_id = format!("{:016x}", fastrand::u64(1..));
-        match incoming.and_then(|v| v.to_str().ok()).and_then(parse_traceparent) {
-            Some((trace_id, flags)) => TraceContext { trace_id: trace_id.to_string(), span_id, flags: flags.to_string() },
-            None => TraceContext { trace_id: new_id(), span_id, flags: "01".to_string() },
+        match incoming
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_traceparent)
+        {
+            Some((trace_id, flags)) => TraceContext {
+                trace_id: trace_id.to_string(),
+                span_id,
+                flags: flags.to_string(),
+            },
+            None => TraceContext {
+                trace_id: new_id(),
+                span_id,
+                flags: "01".to_string(),
+            },
         }
     }
 
     pub fn header_value(&self) -> Option<HeaderValue> {
-        HeaderValue::from_str(&format!("00-{}-{}-{}", self.trace_id, self.span_id, self.flags)).ok()
+        HeaderValue::from_str(&format!(
+            "00-{}-{}-{}",
+            self.trace_id, self.span_id, self.flags
+        ))
+        .ok()
     }
 }
 
 fn is_lower_hex(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// `version-traceid-parentid-flags`; returns (trace id, flags).
 fn parse_traceparent(s: &str) -> Option<(&str, &str)> {
     let mut parts = s.trim().split('-');
-    let (version, trace_id, parent_id, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let (version, trace_id, parent_id, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     // Version 00 has exactly four fields; later versions may append more.
     if version == "00" && parts.next().is_some() {
         return None;
@@ -131,7 +162,10 @@ mod tests {
     #[test]
     fn strips_hop_by_hop_and_connection_named_fields() {
         let mut h = HeaderMap::new();
-        h.insert("connection", HeaderValue::from_static("keep-alive, x-secret-hop"));
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-secret-hop"),
+        );
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("x-secret-hop", HeaderValue::from_static("1"));
         h.insert("te", HeaderValue::from_static("trailers"));
@@ -140,7 +174,10 @@ mod tests {
         h.insert("upgrade", HeaderValue::from_static("websocket"));
         h.insert("x-keep", HeaderValue::from_static("yes"));
         let upgrade = strip_hop_by_hop(&mut h);
-        assert!(!upgrade, "Upgrade without Connection: upgrade is not an upgrade");
+        assert!(
+            !upgrade,
+            "Upgrade without Connection: upgrade is not an upgrade"
+        );
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("x-keep"));
     }
@@ -167,23 +204,40 @@ mod tests {
 
     #[test]
     fn request_ids() {
-        assert_eq!(valid_request_id(&HeaderValue::from_static("abc-123_x.y:z")), Some("abc-123_x.y:z"));
-        assert_eq!(valid_request_id(&HeaderValue::from_static("has space")), None);
+        assert_eq!(
+            valid_request_id(&HeaderValue::from_static("abc-123_x.y:z")),
+            Some("abc-123_x.y:z")
+        );
+        assert_eq!(
+            valid_request_id(&HeaderValue::from_static("has space")),
+            None
+        );
         assert_eq!(valid_request_id(&HeaderValue::from_static("")), None);
         let long = "a".repeat(129);
-        assert_eq!(valid_request_id(&HeaderValue::from_str(&long).unwrap()), None);
+        assert_eq!(
+            valid_request_id(&HeaderValue::from_str(&long).unwrap()),
+            None
+        );
         assert_eq!(new_id().len(), 32);
     }
 
     #[test]
     fn traceparent_is_continued_or_started() {
-        let incoming = HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        let incoming =
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
         let t = TraceContext::continue_or_start(Some(&incoming));
         assert_eq!(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_ne!(t.span_id, "00f067aa0ba902b7", "the gateway's hop gets its own span id");
+        assert_ne!(
+            t.span_id, "00f067aa0ba902b7",
+            "the gateway's hop gets its own span id"
+        );
         assert_eq!(t.flags, "01");
         let sent = t.header_value().unwrap();
-        assert!(sent.to_str().unwrap().starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+        assert!(
+            sent.to_str()
+                .unwrap()
+                .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-")
+        );
 
         for bad in [
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",

@@ -19,7 +19,9 @@ use crate::snapshot::Snapshot;
 
 pub fn spawn_checks(snapshot: &Snapshot, clients: &Clients, tracker: &TaskTracker) {
     for svc in &snapshot.services {
-        let Some(check) = &svc.config.health_check else { continue };
+        let Some(check) = &svc.config.health_check else {
+            continue;
+        };
         for endpoint in &svc.endpoints {
             let probe = Probe {
                 endpoint: Arc::clone(endpoint),
@@ -67,8 +69,13 @@ impl Probe {
 
     async fn probe_once(&self) -> bool {
         let up = &self.endpoint.upstream;
-        let uri = format!("{}://{}{}{}", up.scheme, up.authority, up.base_path, self.check.path);
-        let Ok(uri) = uri.parse::<Uri>() else { return false };
+        let uri = format!(
+            "{}://{}{}{}",
+            up.scheme, up.authority, up.base_path, self.check.path
+        );
+        let Ok(uri) = uri.parse::<Uri>() else {
+            return false;
+        };
         let mut req = Request::new(RequestBody::empty());
         *req.uri_mut() = uri;
         if self.protocol == UpstreamProtocol::H2 {

@@ -44,7 +44,12 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(config: Config, metrics: Arc<Metrics>, access_log: AccessLog, tracker: TaskTracker) -> Result<Arc<Gateway>, std::io::Error> {
+    pub fn new(
+        config: Config,
+        metrics: Arc<Metrics>,
+        access_log: AccessLog,
+        tracker: TaskTracker,
+    ) -> Result<Arc<Gateway>, std::io::Error> {
         let clients = Clients::new(&config.server)?;
         let snapshot = Snapshot::build(config, None, &metrics);
         health::spawn_checks(&snapshot, &clients, &tracker);

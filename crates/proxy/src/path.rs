@@ -29,7 +29,9 @@ pub fn normalize(raw: &str) -> Result<String, BadPath> {
             }
             s => {
                 if hides_dot_segment(s) {
-                    return Err(BadPath("the path hides a dot segment behind an encoded separator"));
+                    return Err(BadPath(
+                        "the path hides a dot segment behind an encoded separator",
+                    ));
                 }
                 segments.push(s);
             }
@@ -69,7 +71,10 @@ fn decode_unreserved(raw: &str) -> Result<String, BadPath> {
         let b = bytes[i];
         match b {
             b'%' => {
-                let (hi, lo) = match (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+                let (hi, lo) = match (
+                    bytes.get(i + 1).copied().and_then(hex),
+                    bytes.get(i + 2).copied().and_then(hex),
+                ) {
                     (Some(hi), Some(lo)) => (hi, lo),
                     _ => return Err(BadPath("the path has an invalid percent-escape")),
                 };
@@ -90,7 +95,11 @@ fn decode_unreserved(raw: &str) -> Result<String, BadPath> {
                 i += 3;
             }
             b'\\' => return Err(BadPath("the path contains a backslash")),
-            0x00..=0x20 | 0x7f..=0xff => return Err(BadPath("the path contains a byte that must be percent-encoded")),
+            0x00..=0x20 | 0x7f..=0xff => {
+                return Err(BadPath(
+                    "the path contains a byte that must be percent-encoded",
+                ));
+            }
             _ => {
                 out.push(char::from(b));
                 i += 1;
@@ -117,7 +126,15 @@ mod tests {
 
     #[test]
     fn plain_paths_are_unchanged() {
-        for p in ["/", "/a", "/a/b", "/a/b/", "/v1/chat/completions", "/a%20b", "/x%2Fy"] {
+        for p in [
+            "/",
+            "/a",
+            "/a/b",
+            "/a/b/",
+            "/v1/chat/completions",
+            "/a%20b",
+            "/x%2Fy",
+        ] {
             assert_eq!(normalize(p).unwrap(), p, "{p}");
         }
     }

@@ -38,10 +38,20 @@ pub struct ConnInfo {
     pub tls: bool,
 }
 
-pub async fn handle(gw: &Arc<Gateway>, conn: ConnInfo, req: Request<Incoming>) -> Response<ResponseBody> {
+pub async fn handle(
+    gw: &Arc<Gateway>,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+) -> Response<ResponseBody> {
     let snapshot = gw.snapshot();
     let (mut parts, body) = req.into_parts();
-    let mut ctx = Box::new(RequestCtx::new(conn.client, conn.tls, parts.version, parts.method.clone(), parts.uri.path().to_string()));
+    let mut ctx = Box::new(RequestCtx::new(
+        conn.client,
+        conn.tls,
+        parts.version,
+        parts.method.clone(),
+        parts.uri.path().to_string(),
+    ));
     gw.settler.begin();
     let result = run(gw, &snapshot, &mut ctx, &mut parts, body).await;
     respond(gw, ctx, result)
@@ -63,7 +73,12 @@ async fn run(
     let mut resp = forward::forward(&gw.clients, &svc, ctx, outgoing, body).await?;
     ctx.overhead = Some(ctx.started.elapsed().saturating_sub(ctx.upstream_total));
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        upgrade::tunnel(gw, ctx, wants_upgrade.then_some(client_upgrade).flatten(), &mut resp)?;
+        upgrade::tunnel(
+            gw,
+            ctx,
+            wants_upgrade.then_some(client_upgrade).flatten(),
+            &mut resp,
+        )?;
     }
     Ok(resp)
 }
@@ -77,18 +92,34 @@ fn accept(ctx: &mut RequestCtx, parts: &Parts) -> Result<(), GatewayError> {
         .and_then(headers::valid_request_id)
         .map_or_else(headers::new_id, str::to_string);
     ctx.trace = headers::TraceContext::continue_or_start(parts.headers.get(&headers::TRACEPARENT));
-    framing::check(&parts.method, parts.version, &parts.headers).map_err(|e| GatewayError::new(ErrorCode::BadRequest, e.0))?;
-    ctx.path = path::normalize(parts.uri.path()).map_err(|e| GatewayError::new(ErrorCode::BadRequest, e.0))?;
+    framing::check(&parts.method, parts.version, &parts.headers)
+        .map_err(|e| GatewayError::new(ErrorCode::BadRequest, e.0))?;
+    ctx.path = path::normalize(parts.uri.path())
+        .map_err(|e| GatewayError::new(ErrorCode::BadRequest, e.0))?;
     Ok(())
 }
 
-fn resolve_route(snapshot: &Snapshot, ctx: &mut RequestCtx, parts: &Parts) -> Result<Arc<ServiceRuntime>, GatewayError> {
-    let authority = parts.uri.authority().map(|a| a.as_str()).or_else(|| parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()));
+fn resolve_route(
+    snapshot: &Snapshot,
+    ctx: &mut RequestCtx,
+    parts: &Parts,
+) -> Result<Arc<ServiceRuntime>, GatewayError> {
+    let authority = parts.uri.authority().map(|a| a.as_str()).or_else(|| {
+        parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+    });
     let host = authority.map(route::request_host);
     let (index, _prefix) = snapshot
         .routes
         .lookup(host.as_deref(), &ctx.path)
-        .ok_or_else(|| GatewayError::new(ErrorCode::RouteNotFound, format!("no service is routed at {}", ctx.path)))?;
+        .ok_or_else(|| {
+            GatewayError::new(
+                ErrorCode::RouteNotFound,
+                format!("no service is routed at {}", ctx.path),
+            )
+        })?;
     let svc = snapshot
         .services
         .get(*index)
@@ -108,7 +139,10 @@ fn admit(svc: &Arc<ServiceRuntime>, ctx: &mut RequestCtx) -> Result<(), GatewayE
             svc.metrics.rejected_overload.inc();
             Err(GatewayError::new(
                 ErrorCode::Overloaded,
-                format!("service {} is at its concurrency limit of {}", svc.config.name, svc.config.max_concurrency),
+                format!(
+                    "service {} is at its concurrency limit of {}",
+                    svc.config.name, svc.config.max_concurrency
+                ),
             )
             .retry_after(1))
         }
@@ -117,11 +151,25 @@ fn admit(svc: &Arc<ServiceRuntime>, ctx: &mut RequestCtx) -> Result<(), GatewayE
 
 /// Enforces the body cap; small bodies are read whole (replayable), larger
 /// or unknown-length ones stream through under the cap.
-async fn read_body(svc: &ServiceRuntime, ctx: &mut RequestCtx, parts: &Parts, body: Incoming) -> Result<RequestBody, GatewayError> {
+async fn read_body(
+    svc: &ServiceRuntime,
+    ctx: &mut RequestCtx,
+    parts: &Parts,
+    body: Incoming,
+) -> Result<RequestBody, GatewayError> {
     use http_body::Body as _;
     let limit = svc.config.max_request_body;
-    let too_large = || GatewayError::new(ErrorCode::PayloadTooLarge, format!("the request body exceeds the limit of {limit} bytes"));
-    let declared: Option<u64> = parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let too_large = || {
+        GatewayError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the request body exceeds the limit of {limit} bytes"),
+        )
+    };
+    let declared: Option<u64> = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
@@ -130,14 +178,25 @@ async fn read_body(svc: &ServiceRuntime, ctx: &mut RequestCtx, parts: &Parts, bo
     }
     match declared {
         Some(n) if n <= REPLAYABLE_BODY => {
-            let read = tokio::time::timeout(svc.config.timeout, Limited::new(body, limit as usize).collect())
-                .await
-                .map_err(|_| GatewayError::new(ErrorCode::BadRequest, "the request body was not received in time"))?;
+            let read = tokio::time::timeout(
+                svc.config.timeout,
+                Limited::new(body, limit as usize).collect(),
+            )
+            .await
+            .map_err(|_| {
+                GatewayError::new(
+                    ErrorCode::BadRequest,
+                    "the request body was not received in time",
+                )
+            })?;
             let bytes = read.map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
                     too_large()
                 } else {
-                    GatewayError::new(ErrorCode::BadRequest, "the request body could not be read").with_cause(e)
+                    GatewayError::new(ErrorCode::BadRequest, "the request body could not be read")
+                        .with_cause(e)
                 }
             })?;
             let bytes: Bytes = bytes.to_bytes();
@@ -146,7 +205,11 @@ async fn read_body(svc: &ServiceRuntime, ctx: &mut RequestCtx, parts: &Parts, bo
         }
         _ => {
             ctx.bytes_in = declared.unwrap_or(0);
-            Ok(RequestBody::Streaming { inner: body, limit, seen: 0 })
+            Ok(RequestBody::Streaming {
+                inner: body,
+                limit,
+                seen: 0,
+            })
         }
     }
 }
@@ -156,7 +219,10 @@ fn prepare(ctx: &RequestCtx, parts: &mut Parts, svc: &ServiceRuntime) -> (Outgoi
     let mut h = std::mem::take(&mut parts.headers);
     let upgrade = headers::strip_hop_by_hop(&mut h) && parts.version == http::Version::HTTP_11;
     if upgrade {
-        h.insert(http::header::CONNECTION, HeaderValue::from_static("upgrade"));
+        h.insert(
+            http::header::CONNECTION,
+            HeaderValue::from_static("upgrade"),
+        );
     } else {
         h.remove(http::header::UPGRADE);
     }
@@ -169,8 +235,17 @@ fn prepare(ctx: &RequestCtx, parts: &mut Parts, svc: &ServiceRuntime) -> (Outgoi
     if let Ok(v) = HeaderValue::from_str(&xff) {
         h.insert(&X_FORWARDED_FOR, v);
     }
-    h.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(if ctx.tls { "https" } else { "http" }));
-    if let Some(host) = parts.uri.authority().map(|a| a.as_str()).and_then(|a| HeaderValue::from_str(a).ok()).or_else(|| h.get(http::header::HOST).cloned()) {
+    h.insert(
+        &X_FORWARDED_PROTO,
+        HeaderValue::from_static(if ctx.tls { "https" } else { "http" }),
+    );
+    if let Some(host) = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str())
+        .and_then(|a| HeaderValue::from_str(a).ok())
+        .or_else(|| h.get(http::header::HOST).cloned())
+    {
         h.insert(&X_FORWARDED_HOST, host);
     }
     if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
@@ -185,12 +260,23 @@ fn prepare(ctx: &RequestCtx, parts: &mut Parts, svc: &ServiceRuntime) -> (Outgoi
         Some(q) => format!("{forwarded}?{q}"),
         None => forwarded.to_string(),
     };
-    (Outgoing { method: parts.method.clone(), path_and_query, headers: h }, upgrade)
+    (
+        Outgoing {
+            method: parts.method.clone(),
+            path_and_query,
+            headers: h,
+        },
+        upgrade,
+    )
 }
 
 /// Turns the outcome into the response the caller gets; the body carries
 /// the context so the request settles when the response ends.
-fn respond(gw: &Gateway, mut ctx: Box<RequestCtx>, result: Result<Response<Incoming>, GatewayError>) -> Response<ResponseBody> {
+fn respond(
+    gw: &Gateway,
+    mut ctx: Box<RequestCtx>,
+    result: Result<Response<Incoming>, GatewayError>,
+) -> Response<ResponseBody> {
     let request_id = HeaderValue::from_str(&ctx.request_id).ok();
     let mut resp = match result {
         Ok(resp) => {
@@ -200,7 +286,10 @@ fn respond(gw: &Gateway, mut ctx: Box<RequestCtx>, result: Result<Response<Incom
             let upgrade_value = head.headers.get(http::header::UPGRADE).cloned();
             headers::strip_hop_by_hop(&mut head.headers);
             if let (true, Some(v)) = (upgraded, upgrade_value) {
-                head.headers.insert(http::header::CONNECTION, HeaderValue::from_static("upgrade"));
+                head.headers.insert(
+                    http::header::CONNECTION,
+                    HeaderValue::from_static("upgrade"),
+                );
                 head.headers.insert(http::header::UPGRADE, v);
             }
             Response::from_parts(head, ResponseBody::upstream(body, gw.settler.clone(), ctx))

@@ -3,8 +3,9 @@
 //! under retries of its own failures.
 //!
 //! Each request deposits `ratio` of a token; a retry withdraws one whole
-//! token. The floor refills `min_per_second` tokens each second. Tokens
-//! are capped at ten seconds' worth of floor plus deposits.
+//! token. The floor refills `min_per_second` tokens each second. The
+//! balance is capped (ten seconds of floor, at least 100 tokens), so a long
+//! quiet spell cannot bank a burst of retries for the next outage.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
@@ -28,7 +29,7 @@ impl RetryBudget {
         let floor = i64::from(min_per_second) * UNIT;
         // ratio is validated to 0..=1 by the config.
         let ratio_units = (ratio * UNIT as f64) as i64;
-        let cap = (floor * 10).max(UNIT * 10);
+        let cap = (floor * 10).max(UNIT * 100);
         RetryBudget {
             ratio_units,
             floor_units_per_sec: floor,
@@ -45,7 +46,9 @@ impl RetryBudget {
     }
 
     fn add(&self, units: i64) {
-        let _ = self.balance.fetch_update(Relaxed, Relaxed, |b| Some((b + units).min(self.cap_units)));
+        let _ = self
+            .balance
+            .fetch_update(Relaxed, Relaxed, |b| Some((b + units).min(self.cap_units)));
     }
 
     fn refill(&self) {
@@ -53,8 +56,16 @@ impl RetryBudget {
         let last = self.last_refill_ms.load(Relaxed);
         let elapsed = now.saturating_sub(last);
         // Only the caller that wins the swap adds the refill.
-        if elapsed >= 100 && self.last_refill_ms.compare_exchange(last, now, Relaxed, Relaxed).is_ok() {
-            let units = self.floor_units_per_sec.saturating_mul(i64::try_from(elapsed).unwrap_or(i64::MAX)) / 1000;
+        if elapsed >= 100
+            && self
+                .last_refill_ms
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            let units = self
+                .floor_units_per_sec
+                .saturating_mul(i64::try_from(elapsed).unwrap_or(i64::MAX))
+                / 1000;
             self.add(units);
         }
     }
@@ -101,6 +112,6 @@ mod tests {
             b.deposit();
         }
         let granted = (0..1000).filter(|_| b.try_withdraw()).count();
-        assert_eq!(granted, 10);
+        assert_eq!(granted, 100);
     }
 }

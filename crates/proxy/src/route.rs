@@ -17,7 +17,10 @@ pub struct RouteTable<T> {
 
 impl<T> RouteTable<T> {
     pub fn new() -> Self {
-        RouteTable { any_host: HashMap::new(), by_host: HashMap::new() }
+        RouteTable {
+            any_host: HashMap::new(),
+            by_host: HashMap::new(),
+        }
     }
 
     /// Adds a route. `prefix` is normalised ("/" or no trailing slash);
@@ -33,17 +36,20 @@ impl<T> RouteTable<T> {
     /// The value of the longest prefix of `path` (normalised) for `host`,
     /// with the matched prefix.
     pub fn lookup<'a>(&'a self, host: Option<&str>, path: &'a str) -> Option<(&'a T, &'a str)> {
-        if let Some(table) = host.and_then(|h| self.by_host.get(h)) {
-            if let Some(hit) = longest_prefix(table, path) {
-                return Some(hit);
-            }
+        if let Some(table) = host.and_then(|h| self.by_host.get(h))
+            && let Some(hit) = longest_prefix(table, path)
+        {
+            return Some(hit);
         }
         longest_prefix(&self.any_host, path)
     }
 }
 
 fn longest_prefix<'a, T>(table: &'a HashMap<String, T>, path: &'a str) -> Option<(&'a T, &'a str)> {
-    let mut candidate = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
+    let mut candidate = path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path);
     loop {
         if let Some(v) = table.get(candidate) {
             return Some((v, candidate));
@@ -75,9 +81,19 @@ pub fn strip_prefix<'a>(path: &'a str, prefix: &str) -> &'a str {
 pub fn request_host(authority: &str) -> String {
     let host = match authority.strip_prefix('[') {
         // IPv6 literal: keep the brackets, drop the port.
-        Some(rest) => return rest.split(']').next().map(|h| format!("[{h}]")).unwrap_or_default(),
+        Some(rest) => {
+            return rest
+                .split(']')
+                .next()
+                .map(|h| format!("[{h}]"))
+                .unwrap_or_default();
+        }
         None => authority.rsplit_once(':').map_or(authority, |(h, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) { h } else { authority }
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                authority
+            }
         }),
     };
     host.to_ascii_lowercase()
@@ -111,9 +127,18 @@ mod tests {
     #[test]
     fn host_routes_win_then_fall_back() {
         let t = table();
-        assert_eq!(t.lookup(Some("api.example.com"), "/img/x").map(|h| *h.0), Some("img-api"));
-        assert_eq!(t.lookup(Some("api.example.com"), "/other").map(|h| *h.0), Some("root"));
-        assert_eq!(t.lookup(Some("else.example.com"), "/img").map(|h| *h.0), Some("img"));
+        assert_eq!(
+            t.lookup(Some("api.example.com"), "/img/x").map(|h| *h.0),
+            Some("img-api")
+        );
+        assert_eq!(
+            t.lookup(Some("api.example.com"), "/other").map(|h| *h.0),
+            Some("root")
+        );
+        assert_eq!(
+            t.lookup(Some("else.example.com"), "/img").map(|h| *h.0),
+            Some("img")
+        );
     }
 
     #[test]

@@ -34,7 +34,10 @@ pub async fn serve(
         .header_read_timeout(server.header_read_timeout)
         .max_buf_size(server.max_header_size)
         .max_headers(server.max_headers);
-    builder.http2().timer(TokioTimer::new()).max_header_list_size(u32::try_from(server.max_header_size).unwrap_or(u32::MAX));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(server.max_header_size).unwrap_or(u32::MAX));
     let handshake_timeout = server.header_read_timeout;
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
@@ -53,7 +56,10 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let conn = ConnInfo { client, tls: tls.is_some() };
+        let conn = ConnInfo {
+            client,
+            tls: tls.is_some(),
+        };
         let gw_for_conn = Arc::clone(&gw);
         let service = service_fn(move |req| {
             let gw = Arc::clone(&gw_for_conn);
@@ -61,7 +67,9 @@ pub async fn serve(
         });
         match &tls {
             None => {
-                let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                let served = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
                 let watched = graceful.watch(served);
                 gw.tracker.spawn(async move {
                     if let Err(e) = watched.await {
@@ -74,12 +82,19 @@ pub async fn serve(
                 let builder = Arc::clone(&builder);
                 let watcher = graceful.watcher();
                 gw.tracker.spawn(async move {
-                    let tls_stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                    let tls_stream = match tokio::time::timeout(
+                        handshake_timeout,
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => return tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => return tracing::debug!("TLS handshake timed out"),
                     };
-                    let served = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service).into_owned();
+                    let served = builder
+                        .serve_connection_with_upgrades(TokioIo::new(tls_stream), service)
+                        .into_owned();
                     if let Err(e) = watcher.watch(served).await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
@@ -88,5 +103,7 @@ pub async fn serve(
         }
     }
     drop(listener);
-    tokio::time::timeout(drain, graceful.shutdown()).await.is_ok()
+    tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_ok()
 }

@@ -23,7 +23,12 @@ struct SettleShared {
 
 impl Settler {
     pub fn new(metrics: &Metrics, access_log: AccessLog) -> Self {
-        Settler { shared: Arc::new(SettleShared { access_log, unrouted: metrics.service(NO_SERVICE) }) }
+        Settler {
+            shared: Arc::new(SettleShared {
+                access_log,
+                unrouted: metrics.service(NO_SERVICE),
+            }),
+        }
     }
 
     /// Called when a request arrives; `settle` ends it.
@@ -33,8 +38,15 @@ impl Settler {
 
     pub fn settle(&self, ctx: RequestCtx, bytes_out: u64, complete: bool) {
         let total = ctx.started.elapsed();
-        let metrics = ctx.service.as_ref().map_or(&self.shared.unrouted, |s| &s.metrics);
-        metrics.observe(ctx.status, total.as_secs_f64(), ctx.overhead.map(|d| d.as_secs_f64()));
+        let metrics = ctx
+            .service
+            .as_ref()
+            .map_or(&self.shared.unrouted, |s| &s.metrics);
+        metrics.observe(
+            ctx.status,
+            total.as_secs_f64(),
+            ctx.overhead.map(|d| d.as_secs_f64()),
+        );
         metrics.in_flight.dec();
         if let Some(cause) = &ctx.cause {
             tracing::warn!(request_id = %ctx.request_id, trace_id = %ctx.trace.trace_id, code = ctx.error.map(|c| c.as_str()), %cause, "request failed");
@@ -45,7 +57,10 @@ impl Settler {
         if !self.shared.access_log.enabled() {
             return;
         }
-        let upstream = ctx.upstream.as_ref().map(|u| u.endpoint().upstream.url.as_str());
+        let upstream = ctx
+            .upstream
+            .as_ref()
+            .map(|u| u.endpoint().upstream.url.as_str());
         self.shared.access_log.write(&AccessRecord {
             request_id: &ctx.request_id,
             trace_id: &ctx.trace.trace_id,

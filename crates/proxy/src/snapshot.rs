@@ -75,20 +75,32 @@ impl Snapshot {
             let endpoints = svc
                 .upstreams
                 .iter()
-                .map(|u| match old_endpoints.get(&(svc.name.as_str(), u.url.as_str())) {
-                    Some(e) if e.upstream == *u => Arc::clone(e),
-                    _ => Endpoint::new(u.clone(), metrics.upstream(&svc.name, &u.url)),
-                })
+                .map(
+                    |u| match old_endpoints.get(&(svc.name.as_str(), u.url.as_str())) {
+                        Some(e) if e.upstream == *u => Arc::clone(e),
+                        _ => Endpoint::new(u.clone(), metrics.upstream(&svc.name, &u.url)),
+                    },
+                )
                 .collect();
-            let admitted = old_admitted.get(svc.name.as_str()).map_or_else(|| Arc::new(AtomicUsize::new(0)), |a| Arc::clone(a));
+            let admitted = old_admitted
+                .get(svc.name.as_str())
+                .map_or_else(|| Arc::new(AtomicUsize::new(0)), |a| Arc::clone(a));
             services.push(Arc::new(ServiceRuntime {
                 endpoints,
                 metrics: metrics.service(&svc.name),
-                retry_budget: RetryBudget::new(svc.retries.budget_ratio, svc.retries.min_per_second),
+                retry_budget: RetryBudget::new(
+                    svc.retries.budget_ratio,
+                    svc.retries.min_per_second,
+                ),
                 admitted,
                 config: svc.clone(),
             }));
         }
-        Snapshot { config: Arc::new(config), routes, services, tasks: CancellationToken::new() }
+        Snapshot {
+            config: Arc::new(config),
+            routes,
+            services,
+            tasks: CancellationToken::new(),
+        }
     }
 }

@@ -16,7 +16,8 @@ pub fn acceptor(tls: &Tls) -> Result<TlsAcceptor, String> {
     if certs.is_empty() {
         return Err(format!("no certificate found in {}", tls.cert.display()));
     }
-    let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| format!("cannot read private key {}: {e}", tls.key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key)
+        .map_err(|e| format!("cannot read private key {}: {e}", tls.key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

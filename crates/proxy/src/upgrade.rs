@@ -19,7 +19,10 @@ pub fn tunnel(
     upstream_resp: &mut Response<Incoming>,
 ) -> Result<(), GatewayError> {
     let Some(client) = client else {
-        return Err(GatewayError::new(ErrorCode::UpstreamUnavailable, "the upstream switched protocols without being asked to"));
+        return Err(GatewayError::new(
+            ErrorCode::UpstreamUnavailable,
+            "the upstream switched protocols without being asked to",
+        ));
     };
     let upstream = hyper::upgrade::on(upstream_resp);
     let request_id = ctx.request_id.clone();

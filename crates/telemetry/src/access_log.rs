@@ -55,7 +55,9 @@ pub struct AccessLog {
 
 impl std::fmt::Debug for AccessLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessLog").field("enabled", &self.writer.is_some()).finish()
+        f.debug_struct("AccessLog")
+            .field("enabled", &self.writer.is_some())
+            .finish()
     }
 }
 
@@ -63,17 +65,30 @@ impl AccessLog {
     /// Opens the sink. The guard flushes queued lines when dropped: keep it
     /// alive until shutdown.
     pub fn open(sink: &Sink) -> std::io::Result<(AccessLog, Option<WorkerGuard>)> {
-        let builder = || NonBlockingBuilder::default().lossy(true).buffered_lines_limit(QUEUE_LINES).thread_name("access-log");
+        let builder = || {
+            NonBlockingBuilder::default()
+                .lossy(true)
+                .buffered_lines_limit(QUEUE_LINES)
+                .thread_name("access-log")
+        };
         let (writer, guard) = match sink {
             Sink::Off => return Ok((AccessLog { writer: None }, None)),
             Sink::Stdout => builder().finish(std::io::stdout()),
             Sink::Stderr => builder().finish(std::io::stderr()),
             Sink::File(path) => {
-                let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?;
                 builder().finish(file)
             }
         };
-        Ok((AccessLog { writer: Some(writer) }, Some(guard)))
+        Ok((
+            AccessLog {
+                writer: Some(writer),
+            },
+            Some(guard),
+        ))
     }
 
     pub fn disabled() -> AccessLog {
@@ -86,8 +101,13 @@ impl AccessLog {
 
     pub fn write(&self, record: &AccessRecord<'_>) {
         let Some(writer) = &self.writer else { return };
-        let line = Line { ts: humantime::format_rfc3339_millis(SystemTime::now()).to_string(), record };
-        let Ok(mut buf) = serde_json::to_vec(&line) else { return };
+        let line = Line {
+            ts: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            record,
+        };
+        let Ok(mut buf) = serde_json::to_vec(&line) else {
+            return;
+        };
         buf.push(b'\n');
         // The non-blocking writer never blocks; a full queue drops the line.
         let _ = writer.clone().write_all(&buf);

@@ -81,25 +81,62 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register("blastdoor_requests", "Requests handled, by service and status class", requests.clone());
+        registry.register(
+            "blastdoor_requests",
+            "Requests handled, by service and status class",
+            requests.clone(),
+        );
         let request_duration = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
-        registry.register("blastdoor_request_duration_seconds", "Time from request head to the end of the response", request_duration.clone());
+        registry.register(
+            "blastdoor_request_duration_seconds",
+            "Time from request head to the end of the response",
+            request_duration.clone(),
+        );
         let overhead = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
         registry.register("blastdoor_gateway_overhead_seconds", "Time spent in blastdoor itself before the upstream's response head, excluding the upstream", overhead.clone());
-        let upstream_duration = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
-        registry.register("blastdoor_upstream_duration_seconds", "Time from sending a request upstream to its response head, per attempt", upstream_duration.clone());
+        let upstream_duration =
+            Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register(
+            "blastdoor_upstream_duration_seconds",
+            "Time from sending a request upstream to its response head, per attempt",
+            upstream_duration.clone(),
+        );
         let upstream_healthy = Family::<UpstreamLabels, Gauge>::default();
-        registry.register("blastdoor_upstream_healthy", "1 if the upstream host takes traffic (not ejected, passing health checks)", upstream_healthy.clone());
+        registry.register(
+            "blastdoor_upstream_healthy",
+            "1 if the upstream host takes traffic (not ejected, passing health checks)",
+            upstream_healthy.clone(),
+        );
         let upstream_ejections = Family::<UpstreamLabels, Counter>::default();
-        registry.register("blastdoor_upstream_ejections", "Times an upstream host was ejected as an outlier", upstream_ejections.clone());
+        registry.register(
+            "blastdoor_upstream_ejections",
+            "Times an upstream host was ejected as an outlier",
+            upstream_ejections.clone(),
+        );
         let retries = Family::<ServiceLabels, Counter>::default();
-        registry.register("blastdoor_retries", "Upstream attempts beyond the first", retries.clone());
+        registry.register(
+            "blastdoor_retries",
+            "Upstream attempts beyond the first",
+            retries.clone(),
+        );
         let rejected_overload = Family::<ServiceLabels, Counter>::default();
-        registry.register("blastdoor_overload_rejections", "Requests answered 503 because the service's concurrency cap was reached", rejected_overload.clone());
+        registry.register(
+            "blastdoor_overload_rejections",
+            "Requests answered 503 because the service's concurrency cap was reached",
+            rejected_overload.clone(),
+        );
         let in_flight = Gauge::default();
-        registry.register("blastdoor_requests_in_flight", "Requests currently being handled", in_flight.clone());
+        registry.register(
+            "blastdoor_requests_in_flight",
+            "Requests currently being handled",
+            in_flight.clone(),
+        );
         let reloads = Family::<ResultLabels, Counter>::default();
-        registry.register("blastdoor_config_reloads", "Config reload attempts, by result", reloads.clone());
+        registry.register(
+            "blastdoor_config_reloads",
+            "Config reload attempts, by result",
+            reloads.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -125,10 +162,25 @@ impl Metrics {
 
     /// Handles for one service, resolved once per config snapshot.
     pub fn service(&self, service: &str) -> Arc<ServiceMetrics> {
-        let by_class = |class| self.requests.get_or_create(&RequestLabels { service: service.to_string(), status_class: class }).clone();
-        let labels = ServiceLabels { service: service.to_string() };
+        let by_class = |class| {
+            self.requests
+                .get_or_create(&RequestLabels {
+                    service: service.to_string(),
+                    status_class: class,
+                })
+                .clone()
+        };
+        let labels = ServiceLabels {
+            service: service.to_string(),
+        };
         Arc::new(ServiceMetrics {
-            requests: [by_class("1xx"), by_class("2xx"), by_class("3xx"), by_class("4xx"), by_class("5xx")],
+            requests: [
+                by_class("1xx"),
+                by_class("2xx"),
+                by_class("3xx"),
+                by_class("4xx"),
+                by_class("5xx"),
+            ],
             duration: self.request_duration.get_or_create(&labels).clone(),
             overhead: self.overhead.get_or_create(&labels).clone(),
             retries: self.retries.get_or_create(&labels).clone(),
@@ -139,7 +191,10 @@ impl Metrics {
 
     /// Handles for one upstream host of a service.
     pub fn upstream(&self, service: &str, upstream: &str) -> UpstreamMetrics {
-        let labels = UpstreamLabels { service: service.to_string(), upstream: upstream.to_string() };
+        let labels = UpstreamLabels {
+            service: service.to_string(),
+            upstream: upstream.to_string(),
+        };
         UpstreamMetrics {
             duration: self.upstream_duration.get_or_create(&labels).clone(),
             healthy: self.upstream_healthy.get_or_create(&labels).clone(),

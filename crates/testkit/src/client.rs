@@ -25,7 +25,8 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn text(&self) -> String {
@@ -38,7 +39,11 @@ impl Reply {
 
     /// Asserts a gateway problem+json with `code` and returns it.
     pub fn problem(&self, code: &str) -> serde_json::Value {
-        assert_eq!(self.header("content-type"), Some("application/problem+json"), "{self:?}");
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{self:?}"
+        );
         let v = self.json();
         assert_eq!(v["code"], code, "{v}");
         assert_eq!(v["status"], self.status.as_u16());
@@ -60,12 +65,18 @@ impl Default for Client {
 
 impl Client {
     pub fn http1() -> Client {
-        Client { inner: HyperClient::builder(TokioExecutor::new()).build_http() }
+        Client {
+            inner: HyperClient::builder(TokioExecutor::new()).build_http(),
+        }
     }
 
     /// HTTP/2 over cleartext, prior knowledge.
     pub fn h2c() -> Client {
-        Client { inner: HyperClient::builder(TokioExecutor::new()).http2_only(true).build_http() }
+        Client {
+            inner: HyperClient::builder(TokioExecutor::new())
+                .http2_only(true)
+                .build_http(),
+        }
     }
 
     /// Sends a request and reads the whole response (bounded by [`WAIT`]).
@@ -74,22 +85,38 @@ impl Client {
             let resp = self.inner.request(req).await.expect("request failed");
             let (parts, body) = resp.into_parts();
             let body = body.collect().await.expect("body failed").to_bytes();
-            Reply { status: parts.status, headers: parts.headers, body }
+            Reply {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            }
         };
-        tokio::time::timeout(WAIT, fut).await.expect("request timed out")
+        tokio::time::timeout(WAIT, fut)
+            .await
+            .expect("request timed out")
     }
 
     pub async fn get(&self, url: &str) -> Reply {
-        self.send(Request::get(url).body(Full::default()).unwrap()).await
+        self.send(Request::get(url).body(Full::default()).unwrap())
+            .await
     }
 
     pub async fn post(&self, url: &str, body: impl Into<Bytes>) -> Reply {
-        self.send(Request::post(url).header("content-type", "application/json").body(Full::new(body.into())).unwrap()).await
+        self.send(
+            Request::post(url)
+                .header("content-type", "application/json")
+                .body(Full::new(body.into()))
+                .unwrap(),
+        )
+        .await
     }
 
     /// The response head only; the body is left to the caller.
     pub async fn open(&self, req: Request<Full<Bytes>>) -> http::Response<hyper::body::Incoming> {
-        tokio::time::timeout(WAIT, self.inner.request(req)).await.expect("request timed out").expect("request failed")
+        tokio::time::timeout(WAIT, self.inner.request(req))
+            .await
+            .expect("request timed out")
+            .expect("request failed")
     }
 }
 

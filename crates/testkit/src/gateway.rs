@@ -36,7 +36,11 @@ impl GatewayProcess {
     pub fn start(bin: &str, config: &str) -> GatewayProcess {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("blastdoor.toml");
-        let text = if config.contains("[server]") { config.to_string() } else { format!("{TEST_SERVER}\n{config}") };
+        let text = if config.contains("[server]") {
+            config.to_string()
+        } else {
+            format!("{TEST_SERVER}\n{config}")
+        };
         std::fs::write(&config_path, text).unwrap();
         let mut child = Command::new(bin)
             .args(["serve", "--config"])
@@ -59,7 +63,15 @@ impl GatewayProcess {
                 panic!("gateway did not start:\n{}", stderr.lock().unwrap());
             }
         };
-        GatewayProcess { child, proxy, admin, config_path, stdout, stderr, _dir: dir }
+        GatewayProcess {
+            child,
+            proxy,
+            admin,
+            config_path,
+            stdout,
+            stderr,
+            _dir: dir,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -88,7 +100,11 @@ impl GatewayProcess {
     pub fn wait_for_log(&self, needle: &str) {
         let start = Instant::now();
         while !self.stderr().contains(needle) {
-            assert!(start.elapsed() < WAIT, "log never showed {needle:?}:\n{}", self.stderr());
+            assert!(
+                start.elapsed() < WAIT,
+                "log never showed {needle:?}:\n{}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -99,7 +115,11 @@ impl GatewayProcess {
     }
 
     pub fn write_config(&self, config: &str) {
-        let text = if config.contains("[server]") { config.to_string() } else { format!("{TEST_SERVER}\n{config}") };
+        let text = if config.contains("[server]") {
+            config.to_string()
+        } else {
+            format!("{TEST_SERVER}\n{config}")
+        };
         // Write then rename, as editors and deploy tools do, so the gateway
         // never reads a half-written file.
         let tmp = self.config_path.with_extension("tmp");
@@ -108,7 +128,11 @@ impl GatewayProcess {
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status().unwrap().success();
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "kill -{sig} failed");
     }
 
@@ -119,7 +143,11 @@ impl GatewayProcess {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(start.elapsed() < WAIT, "gateway did not exit:\n{}", self.stderr());
+            assert!(
+                start.elapsed() < WAIT,
+                "gateway did not exit:\n{}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -134,14 +162,18 @@ impl Drop for GatewayProcess {
 
 /// Copies a pipe into `sink` on a thread; with `ready`, reports the
 /// addresses from the "blastdoor listening" line.
-fn collect(pipe: impl Read + Send + 'static, sink: Arc<Mutex<String>>, ready: Option<mpsc::Sender<(SocketAddr, SocketAddr)>>) {
+fn collect(
+    pipe: impl Read + Send + 'static,
+    sink: Arc<Mutex<String>>,
+    ready: Option<mpsc::Sender<(SocketAddr, SocketAddr)>>,
+) {
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines() {
             let Ok(line) = line else { return };
-            if let (Some(tx), true) = (&ready, line.contains("blastdoor listening")) {
-                if let (Some(p), Some(a)) = (field(&line, "proxy="), field(&line, "admin=")) {
-                    let _ = tx.send((p, a));
-                }
+            if let (Some(tx), true) = (&ready, line.contains("blastdoor listening"))
+                && let (Some(p), Some(a)) = (field(&line, "proxy="), field(&line, "admin="))
+            {
+                let _ = tx.send((p, a));
             }
             let mut s = sink.lock().unwrap();
             s.push_str(&line);

@@ -21,7 +21,11 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 pub type MockBody = BoxBody<Bytes, Infallible>;
-type Handler = Arc<dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<MockBody>> + Send>> + Send + Sync>;
+type Handler = Arc<
+    dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<MockBody>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// A request head as the upstream received it.
 #[derive(Debug, Clone)]
@@ -56,19 +60,31 @@ impl MockUpstream {
     pub async fn echo() -> MockUpstream {
         Self::start(|req: Request<Incoming>| async move {
             let (parts, body) = req.into_parts();
-            let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+            let body = body
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
             let headers: serde_json::Map<String, serde_json::Value> = parts
                 .headers
                 .iter()
-                .map(|(k, v)| (k.to_string(), serde_json::Value::from(String::from_utf8_lossy(v.as_bytes()).into_owned())))
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        serde_json::Value::from(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+                    )
+                })
                 .collect();
-            json(StatusCode::OK, &serde_json::json!({
-                "method": parts.method.as_str(),
-                "path": parts.uri.path(),
-                "query": parts.uri.query(),
-                "headers": headers,
-                "body": String::from_utf8_lossy(&body),
-            }))
+            json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "method": parts.method.as_str(),
+                    "path": parts.uri.path(),
+                    "query": parts.uri.query(),
+                    "headers": headers,
+                    "body": String::from_utf8_lossy(&body),
+                }),
+            )
         })
         .await
     }
@@ -80,8 +96,11 @@ impl MockUpstream {
         let (seen2, hits2) = (Arc::clone(&seen), Arc::clone(&hits));
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
-                let (handler, seen, hits) = (Arc::clone(&handler), Arc::clone(&seen2), Arc::clone(&hits2));
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (handler, seen, hits) =
+                    (Arc::clone(&handler), Arc::clone(&seen2), Arc::clone(&hits2));
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         hits.fetch_add(1, Ordering::SeqCst);
@@ -100,7 +119,12 @@ impl MockUpstream {
                 });
             }
         });
-        MockUpstream { addr, seen, hits, task }
+        MockUpstream {
+            addr,
+            seen,
+            hits,
+            task,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -157,7 +181,10 @@ impl http_body::Body for ChannelBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         self.0.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
     }
 }

@@ -33,7 +33,11 @@ async fn models() -> Json<Value> {
 }
 
 fn openai_error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": { "message": message, "type": "invalid_request_error" } }))).into_response()
+    (
+        status,
+        Json(json!({ "error": { "message": message, "type": "invalid_request_error" } })),
+    )
+        .into_response()
 }
 
 /// The words of the reply to `messages`.
@@ -52,15 +56,26 @@ fn reply_words(messages: &[Value]) -> Vec<String> {
 }
 
 fn prompt_tokens(messages: &[Value]) -> usize {
-    messages.iter().filter_map(|m| m["content"].as_str()).map(|c| c.split_whitespace().count()).sum::<usize>() + 3 * messages.len()
+    messages
+        .iter()
+        .filter_map(|m| m["content"].as_str())
+        .map(|c| c.split_whitespace().count())
+        .sum::<usize>()
+        + 3 * messages.len()
 }
 
 async fn completions(body: Bytes) -> Response {
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
-        return openai_error(StatusCode::BAD_REQUEST, "the request body is not valid JSON");
+        return openai_error(
+            StatusCode::BAD_REQUEST,
+            "the request body is not valid JSON",
+        );
     };
     let Some(messages) = req["messages"].as_array().filter(|m| !m.is_empty()) else {
-        return openai_error(StatusCode::BAD_REQUEST, "`messages` must be a non-empty array");
+        return openai_error(
+            StatusCode::BAD_REQUEST,
+            "`messages` must be a non-empty array",
+        );
     };
     let model = req["model"].as_str().unwrap_or("sim-small").to_string();
     let words = reply_words(messages);
@@ -91,7 +106,9 @@ async fn completions(body: Bytes) -> Response {
 
 /// A cheap deterministic id from the request bytes.
 fn fastrand_like(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 fn chunk(id: &str, model: &str, delta: Value, finish: Option<&str>) -> Value {
@@ -111,7 +128,12 @@ fn sse(v: &Value) -> Bytes {
 /// Server-sent events, one token per event, paced so a caller sees them
 /// arrive one by one.
 fn stream(id: String, model: String, words: Vec<String>, usage: Option<Value>) -> Response {
-    let mut events = vec![sse(&chunk(&id, &model, json!({ "role": "assistant", "content": "" }), None))];
+    let mut events = vec![sse(&chunk(
+        &id,
+        &model,
+        json!({ "role": "assistant", "content": "" }),
+        None,
+    ))];
     let n = words.len();
     for (i, w) in words.into_iter().enumerate() {
         let text = if i + 1 < n { format!("{w} ") } else { w };
@@ -133,7 +155,10 @@ fn stream(id: String, model: String, words: Vec<String>, usage: Option<Value>) -
         Some((Ok::<_, Infallible>(event), it))
     });
     (
-        [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")],
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
         Body::from_stream(body),
     )
         .into_response()

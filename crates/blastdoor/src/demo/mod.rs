@@ -23,20 +23,27 @@ pub struct DemoArgs {
 
 pub fn run(args: DemoArgs) -> Result<()> {
     crate::logging::init("info");
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     runtime.block_on(demo(args))
 }
 
 async fn demo(args: DemoArgs) -> Result<()> {
-    let chat = TcpListener::bind("127.0.0.1:0").await.context("cannot start the chat simulator")?;
+    let chat = TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("cannot start the chat simulator")?;
     let chat_addr = chat.local_addr()?;
     let sim = tokio::spawn(async move { axum::serve(chat, chat_sim::router()).await });
 
     let listen = free_or_any(args.listen).await;
     let admin = free_or_any(args.admin_listen).await;
     let text = config_text(listen, admin, chat_addr);
-    let config = blastdoor_config::load_str(Path::new("demo.toml"), &text, &|name| std::env::var(name).ok())
-        .map_err(|d| anyhow::anyhow!("the demo config is invalid (a bug):\n{d}"))?;
+    let config = blastdoor_config::load_str(Path::new("demo.toml"), &text, &|name| {
+        std::env::var(name).ok()
+    })
+    .map_err(|d| anyhow::anyhow!("the demo config is invalid (a bug):\n{d}"))?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         if let Ok(bound) = rx.await {
