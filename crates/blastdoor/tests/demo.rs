@@ -13,7 +13,13 @@ use http::StatusCode;
 #[tokio::test]
 async fn demo_serves_the_chat_simulator_through_the_gateway() {
     let mut child = Command::new(BIN)
-        .args(["demo", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -35,34 +41,55 @@ async fn demo_serves_the_chat_simulator_through_the_gateway() {
             }
         }
     });
-    let (proxy, admin) = rx.recv_timeout(blastdoor_testkit::WAIT).expect("the demo printed no URLs");
+    let (proxy, admin) = rx
+        .recv_timeout(blastdoor_testkit::WAIT)
+        .expect("the demo printed no URLs");
     let c = Client::http1();
     let body = r#"{"model":"sim-small","messages":[{"role":"user","content":"hello door"}]}"#;
-    let r = c.post(&format!("{proxy}/chat/v1/chat/completions"), body).await;
+    let r = c
+        .post(&format!("{proxy}/chat/v1/chat/completions"), body)
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let v = r.json();
-    assert!(v["choices"][0]["message"]["content"].as_str().unwrap().contains("hello door"));
+    assert!(
+        v["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("hello door")
+    );
     assert!(v["usage"]["total_tokens"].as_u64().unwrap() > 0);
 
     let streamed = r#"{"model":"sim-small","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#;
-    let r = c.post(&format!("{proxy}/chat/v1/chat/completions"), streamed).await;
+    let r = c
+        .post(&format!("{proxy}/chat/v1/chat/completions"), streamed)
+        .await;
     assert_eq!(r.header("content-type"), Some("text/event-stream"));
     let text = r.text();
     assert!(text.matches("data: ").count() > 5, "{text}");
     assert!(text.contains("\"usage\""), "{text}");
     assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
 
-    c.get(&format!("{proxy}/nowhere")).await.problem("route_not_found");
+    c.get(&format!("{proxy}/nowhere"))
+        .await
+        .problem("route_not_found");
     let metrics = c.get(&format!("{admin}/metrics")).await.text();
-    assert!(metrics.contains("blastdoor_requests_total{service=\"chat\",status_class=\"2xx\"} 2"), "{metrics}");
+    assert!(
+        metrics.contains("blastdoor_requests_total{service=\"chat\",status_class=\"2xx\"} 2"),
+        "{metrics}"
+    );
 
-    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
     let start = std::time::Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(start.elapsed() < blastdoor_testkit::WAIT, "the demo did not stop on Ctrl-C");
+        assert!(
+            start.elapsed() < blastdoor_testkit::WAIT,
+            "the demo did not stop on Ctrl-C"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
     assert!(status.success(), "{status:?}");
