@@ -21,11 +21,13 @@ pub struct Clients {
 }
 
 impl Clients {
-    pub fn new(server: &Server) -> Result<Clients, std::io::Error> {
-        Ok(Clients {
-            http1: build(server, false)?,
-            http2: build(server, true)?,
-        })
+    /// Each proxy worker thread has clients of its own, so connection pools
+    /// are local to the thread and never contended.
+    pub fn new(server: &Server) -> Clients {
+        Clients {
+            http1: build(server, false),
+            http2: build(server, true),
+        }
     }
 
     pub fn get(&self, protocol: UpstreamProtocol) -> &UpstreamClient {
@@ -45,7 +47,7 @@ fn connector(server: &Server) -> HttpConnector {
     http
 }
 
-fn build(server: &Server, h2: bool) -> Result<UpstreamClient, std::io::Error> {
+fn build(server: &Server, h2: bool) -> UpstreamClient {
     let tls = hyper_rustls::HttpsConnectorBuilder::new()
         .with_webpki_roots()
         .https_or_http();
@@ -66,5 +68,5 @@ fn build(server: &Server, h2: bool) -> Result<UpstreamClient, std::io::Error> {
             .http2_keep_alive_interval(Duration::from_secs(30))
             .http2_keep_alive_while_idle(true);
     }
-    Ok(builder.build(https))
+    builder.build(https)
 }

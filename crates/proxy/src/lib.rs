@@ -36,7 +36,9 @@ use crate::snapshot::Snapshot;
 #[derive(Debug)]
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
-    pub(crate) clients: Clients,
+    /// Clients for background work (health checks); each proxy worker has
+    /// its own.
+    clients: Clients,
     pub(crate) settler: Settler,
     pub metrics: Arc<Metrics>,
     /// Every background task (connections, tunnels, health checks).
@@ -49,17 +51,17 @@ impl Gateway {
         metrics: Arc<Metrics>,
         access_log: AccessLog,
         tracker: TaskTracker,
-    ) -> Result<Arc<Gateway>, std::io::Error> {
-        let clients = Clients::new(&config.server)?;
+    ) -> Arc<Gateway> {
+        let clients = Clients::new(&config.server);
         let snapshot = Snapshot::build(config, None, &metrics);
         health::spawn_checks(&snapshot, &clients, &tracker);
-        Ok(Arc::new(Gateway {
+        Arc::new(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             clients,
             settler: Settler::new(&metrics, access_log),
             metrics,
             tracker,
-        }))
+        })
     }
 
     /// The snapshot new requests use.

@@ -20,6 +20,7 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
 use crate::body::{RequestBody, ResponseBody};
+use crate::client::Clients;
 use crate::ctx::RequestCtx;
 use crate::error::GatewayError;
 use crate::forward::{self, Outgoing};
@@ -40,6 +41,7 @@ pub struct ConnInfo {
 
 pub async fn handle(
     gw: &Arc<Gateway>,
+    clients: &Clients,
     conn: ConnInfo,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
@@ -53,12 +55,13 @@ pub async fn handle(
         parts.uri.path().to_string(),
     ));
     gw.settler.begin();
-    let result = run(gw, &snapshot, &mut ctx, &mut parts, body).await;
+    let result = run(gw, clients, &snapshot, &mut ctx, &mut parts, body).await;
     respond(gw, ctx, result)
 }
 
 async fn run(
     gw: &Arc<Gateway>,
+    clients: &Clients,
     snapshot: &Snapshot,
     ctx: &mut RequestCtx,
     parts: &mut Parts,
@@ -70,7 +73,7 @@ async fn run(
     let body = read_body(&svc, ctx, parts, body).await?;
     let client_upgrade = parts.extensions.remove::<OnUpgrade>();
     let (outgoing, wants_upgrade) = prepare(ctx, parts, &svc);
-    let mut resp = forward::forward(&gw.clients, &svc, ctx, outgoing, body).await?;
+    let mut resp = forward::forward(clients, &svc, ctx, outgoing, body).await?;
     ctx.overhead = Some(ctx.started.elapsed().saturating_sub(ctx.upstream_total));
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         upgrade::tunnel(

@@ -15,10 +15,12 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::Gateway;
+use crate::client::Clients;
 use crate::pipeline::{self, ConnInfo};
 
 /// Serves until `shutdown` fires, then drains for at most `drain`.
-/// Returns true if every connection finished within the deadline.
+/// Returns true if every connection finished within the deadline. Meant to
+/// run on one worker thread's own runtime, with upstream pools of its own.
 pub async fn serve(
     listener: TcpListener,
     gw: Arc<Gateway>,
@@ -26,7 +28,9 @@ pub async fn serve(
     shutdown: CancellationToken,
     drain: Duration,
 ) -> bool {
-    let server = &gw.snapshot().config.server;
+    // Listener settings are fixed at start; don't keep the snapshot alive.
+    let server = gw.snapshot().config.server.clone();
+    let clients = Arc::new(Clients::new(&server));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -60,10 +64,10 @@ pub async fn serve(
             client,
             tls: tls.is_some(),
         };
-        let gw_for_conn = Arc::clone(&gw);
+        let (gw_for_conn, clients_for_conn) = (Arc::clone(&gw), Arc::clone(&clients));
         let service = service_fn(move |req| {
-            let gw = Arc::clone(&gw_for_conn);
-            async move { Ok::<_, Infallible>(pipeline::handle(&gw, conn, req).await) }
+            let (gw, clients) = (Arc::clone(&gw_for_conn), Arc::clone(&clients_for_conn));
+            async move { Ok::<_, Infallible>(pipeline::handle(&gw, &clients, conn, req).await) }
         });
         match &tls {
             None => {
