@@ -370,3 +370,38 @@ async fn metrics_count_requests_and_upstream_health() {
     );
     assert_eq!(c.get(&gw.admin_url("/readyz")).await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn large_uploads_stream_through_without_buffering() {
+    // The upstream answers as soon as the first piece of the body arrives;
+    // the caller sends the rest only after it sees that answer. A gateway
+    // that buffered the body would deadlock here (bounded by WAIT).
+    let up = MockUpstream::start(|req| async move {
+        let mut body = req.into_body();
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        // Keep reading the rest in the background, as a well-behaved
+        // server answering early does.
+        tokio::spawn(async move { while let Some(Ok(_)) = body.frame().await {} });
+        text(StatusCode::OK, &format!("first piece: {} bytes", first.len()))
+    })
+    .await;
+    let gw = start(&service("up", "/up", &[up.url()], "max_request_body = \"100MiB\""));
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    for declared in [None, Some(8 * 1024 * 1024)] {
+        let (tx, body) = channel_body();
+        let mut req = Request::post(gw.url("/up/file"));
+        if let Some(len) = declared {
+            req = req.header("content-length", len);
+        }
+        let req = req.body(body).unwrap();
+        tx.send(Bytes::from(vec![b'x'; 64 * 1024])).await.unwrap();
+        let resp = tokio::time::timeout(blastdoor_testkit::WAIT, client.request(req))
+            .await
+            .expect("the upstream never saw the first piece: the body was buffered")
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "declared {declared:?}: {}", gw.stderr());
+        let text = resp.into_body().collect().await.unwrap().to_bytes();
+        assert!(text.starts_with(b"first piece: "), "{text:?}");
+        drop(tx);
+    }
+}
