@@ -382,11 +382,20 @@ async fn large_uploads_stream_through_without_buffering() {
         // Keep reading the rest in the background, as a well-behaved
         // server answering early does.
         tokio::spawn(async move { while let Some(Ok(_)) = body.frame().await {} });
-        text(StatusCode::OK, &format!("first piece: {} bytes", first.len()))
+        text(
+            StatusCode::OK,
+            &format!("first piece: {} bytes", first.len()),
+        )
     })
     .await;
-    let gw = start(&service("up", "/up", &[up.url()], "max_request_body = \"100MiB\""));
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let gw = start(&service(
+        "up",
+        "/up",
+        &[up.url()],
+        "max_request_body = \"100MiB\"",
+    ));
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http();
     for declared in [None, Some(8 * 1024 * 1024)] {
         let (tx, body) = channel_body();
         let mut req = Request::post(gw.url("/up/file"));
@@ -399,7 +408,12 @@ async fn large_uploads_stream_through_without_buffering() {
             .await
             .expect("the upstream never saw the first piece: the body was buffered")
             .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK, "declared {declared:?}: {}", gw.stderr());
+        assert_eq!(
+            resp.status(),
+            StatusCode::OK,
+            "declared {declared:?}: {}",
+            gw.stderr()
+        );
         let text = resp.into_body().collect().await.unwrap().to_bytes();
         assert!(text.starts_with(b"first piece: "), "{text:?}");
         drop(tx);

@@ -47,28 +47,60 @@ async fn serves_h2_and_http1_over_tls_with_alpn() {
 
     // HTTP/2, negotiated by ALPN.
     let tcp = TcpStream::connect(gw.proxy).await.unwrap();
-    let tls = connector(&der, &[b"h2", b"http/1.1"]).connect(name.clone(), tcp).await.unwrap();
+    let tls = connector(&der, &[b"h2", b"http/1.1"])
+        .connect(name.clone(), tcp)
+        .await
+        .unwrap();
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
     tokio::spawn(conn);
-    let resp = send.send_request(Request::get("https://localhost/s/secure").body(Empty::<Bytes>::new()).unwrap()).await.unwrap();
+    let resp = send
+        .send_request(
+            Request::get("https://localhost/s/secure")
+                .body(Empty::<Bytes>::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.version(), http::Version::HTTP_2);
-    let body: serde_json::Value = serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let body: serde_json::Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
     assert_eq!(body["path"], "/secure");
     assert_eq!(body["headers"]["x-forwarded-proto"], "https");
 
     // HTTP/1.1 when the client offers only that.
     let tcp = TcpStream::connect(gw.proxy).await.unwrap();
-    let tls = connector(&der, &[b"http/1.1"]).connect(name, tcp).await.unwrap();
+    let tls = connector(&der, &[b"http/1.1"])
+        .connect(name, tcp)
+        .await
+        .unwrap();
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
     tokio::spawn(conn);
-    let resp = send.send_request(Request::get("/s/one").header("host", "localhost").body(Empty::<Bytes>::new()).unwrap()).await.unwrap();
+    let resp = send
+        .send_request(
+            Request::get("/s/one")
+                .header("host", "localhost")
+                .body(Empty::<Bytes>::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.version(), http::Version::HTTP_11);
 
     // Plain HTTP on the TLS port is not served.
-    let reply = blastdoor_testkit::client::raw(gw.proxy, b"GET /s/x HTTP/1.1\r\nHost: a\r\n\r\n", std::time::Duration::from_millis(500)).await;
+    let reply = blastdoor_testkit::client::raw(
+        gw.proxy,
+        b"GET /s/x HTTP/1.1\r\nHost: a\r\n\r\n",
+        std::time::Duration::from_millis(500),
+    )
+    .await;
     assert!(!reply.contains("200 OK"), "{reply:?}");
 }

@@ -56,11 +56,7 @@ impl RequestCtx {
         RequestCtx {
             started: Instant::now(),
             request_id: String::new(),
-            trace: TraceContext {
-                trace_id: String::new(),
-                span_id: String::new(),
-                flags: String::new(),
-            },
+            trace: TraceContext::default(),
             client,
             tls,
             version,

@@ -2,7 +2,11 @@
 //! forwarding information, request ids and W3C trace context.
 
 use http::HeaderMap;
-use http::header::{CONNECTION, HeaderName, HeaderValue, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use std::net::IpAddr;
+
+use http::header::{
+    CONNECTION, HOST, HeaderName, HeaderValue, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -58,6 +62,49 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> bool {
     upgrade
 }
 
+/// What the gateway knows about the hop it forwards.
+#[derive(Debug)]
+pub struct Hop<'a> {
+    pub client: IpAddr,
+    pub tls: bool,
+    /// The caller spoke HTTP/1.1 (the only version that upgrades).
+    pub http11: bool,
+    /// The authority of an absolute-form or HTTP/2 request, if any.
+    pub original_host: Option<HeaderValue>,
+    pub request_id: &'a str,
+    pub trace: &'a TraceContext,
+}
+
+/// Rewrites a request's headers for the hop to the upstream: hop-by-hop
+/// and gateway-only fields out, forwarding fields, request id and trace
+/// context in. Returns whether the request is a protocol upgrade.
+pub fn rewrite_request(h: &mut HeaderMap, hop: &Hop<'_>) -> bool {
+    let upgrade = strip_hop_by_hop(h) && hop.http11;
+    if upgrade {
+        h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        h.remove(UPGRADE);
+    }
+    strip_gateway_headers(h);
+    let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prior) => format!("{prior}, {}", hop.client),
+        None => hop.client.to_string(),
+    };
+    if let Ok(v) = HeaderValue::try_from(xff) {
+        h.insert(&X_FORWARDED_FOR, v);
+    }
+    let proto = if hop.tls { "https" } else { "http" };
+    h.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    if let Some(host) = hop.original_host.clone().or_else(|| h.get(HOST).cloned()) {
+        h.insert(&X_FORWARDED_HOST, host);
+    }
+    if let Ok(v) = HeaderValue::from_str(hop.request_id) {
+        h.insert(&X_REQUEST_ID, v);
+    }
+    h.insert(&TRACEPARENT, hop.trace.header_value());
+    upgrade
+}
+
 /// Removes any `x-blastdoor-*` field a caller sent, so none can be forged.
 pub fn strip_gateway_headers(headers: &mut HeaderMap) {
     let forged: Vec<HeaderName> = headers
@@ -83,16 +130,26 @@ pub fn valid_request_id(v: &HeaderValue) -> Option<&str> {
 
 /// 128 random bits as 32 lower-case hex digits.
 pub fn new_id() -> String {
-    format!("{:032x}", fastrand::u128(1..))
+    let mut buf = [0u8; 32];
+    write_hex(fastrand::u128(1..), &mut buf);
+    buf.iter().map(|&b| char::from(b)).collect()
+}
+
+/// Writes the low `out.len()` hex digits of `v`, lower case.
+fn write_hex(mut v: u128, out: &mut [u8]) {
+    for slot in out.iter_mut().rev() {
+        *slot = b"0123456789abcdef"[(v & 0xf) as usize];
+        v >>= 4;
+    }
 }
 
 /// W3C trace context for the hop to the upstream.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TraceContext {
-    pub trace_id: String,
+    pub trace_id: u128,
     /// The span id the gateway sends upstream as the parent.
-    pub span_id: String,
-    pub flags: String,
+    pub span_id: u64,
+    pub flags: u8,
 }
 
 impl TraceContext {
@@ -100,30 +157,39 @@ impl TraceContext {
     /// 00 layout, non-zero ids), else starts a new sampled one. Either way
     /// the gateway's hop gets a fresh span id.
     pub fn continue_or_start(incoming: Option<&HeaderValue>) -> TraceContext {
-        let span_id = format!("{:016x}", fastrand::u64(1..));
+        let span_id = fastrand::u64(1..);
         match incoming
             .and_then(|v| v.to_str().ok())
             .and_then(parse_traceparent)
         {
             Some((trace_id, flags)) => TraceContext {
-                trace_id: trace_id.to_string(),
+                trace_id,
                 span_id,
-                flags: flags.to_string(),
+                flags,
             },
             None => TraceContext {
-                trace_id: new_id(),
+                trace_id: fastrand::u128(1..),
                 span_id,
-                flags: "01".to_string(),
+                flags: 1,
             },
         }
     }
 
-    pub fn header_value(&self) -> Option<HeaderValue> {
-        HeaderValue::from_str(&format!(
-            "00-{}-{}-{}",
-            self.trace_id, self.span_id, self.flags
-        ))
-        .ok()
+    /// The trace id as 32 hex digits, as logs and tools show it.
+    pub fn trace_id_hex(&self) -> String {
+        let mut buf = [0u8; 32];
+        write_hex(self.trace_id, &mut buf);
+        buf.iter().map(|&b| char::from(b)).collect()
+    }
+
+    /// `00-<trace id>-<span id>-<flags>`.
+    pub fn header_value(&self) -> HeaderValue {
+        let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        write_hex(self.trace_id, &mut buf[3..35]);
+        write_hex(u128::from(self.span_id), &mut buf[36..52]);
+        write_hex(u128::from(self.flags), &mut buf[53..55]);
+        // Only hex digits and dashes: always a valid header value.
+        HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 }
 
@@ -133,7 +199,7 @@ fn is_lower_hex(s: &str) -> bool {
 }
 
 /// `version-traceid-parentid-flags`; returns (trace id, flags).
-fn parse_traceparent(s: &str) -> Option<(&str, &str)> {
+fn parse_traceparent(s: &str) -> Option<(u128, u8)> {
     let mut parts = s.trim().split('-');
     let (version, trace_id, parent_id, flags) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
@@ -152,7 +218,13 @@ fn parse_traceparent(s: &str) -> Option<(&str, &str)> {
         && parent_id.bytes().any(|b| b != b'0')
         && flags.len() == 2
         && is_lower_hex(flags);
-    valid.then_some((trace_id, flags))
+    if !valid {
+        return None;
+    }
+    Some((
+        u128::from_str_radix(trace_id, 16).ok()?,
+        u8::from_str_radix(flags, 16).ok()?,
+    ))
 }
 
 #[cfg(test)]
@@ -226,18 +298,21 @@ mod tests {
         let incoming =
             HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
         let t = TraceContext::continue_or_start(Some(&incoming));
-        assert_eq!(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(t.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_ne!(
-            t.span_id, "00f067aa0ba902b7",
+            t.span_id, 0x00f0_67aa_0ba9_02b7,
             "the gateway's hop gets its own span id"
         );
-        assert_eq!(t.flags, "01");
-        let sent = t.header_value().unwrap();
+        assert_eq!(t.flags, 1);
+        let sent = t.header_value();
+        let sent = sent.to_str().unwrap();
         assert!(
-            sent.to_str()
-                .unwrap()
-                .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-")
+            sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+            "{sent}"
         );
+        assert!(sent.ends_with("-01"), "{sent}");
+        assert_eq!(sent.len(), 55);
+        assert_eq!(&sent[36..52], format!("{:016x}", t.span_id));
 
         for bad in [
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
@@ -248,8 +323,12 @@ mod tests {
             "garbage",
         ] {
             let t = TraceContext::continue_or_start(Some(&HeaderValue::from_static(bad)));
-            assert_ne!(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736", "{bad}");
-            assert_eq!(t.trace_id.len(), 32);
+            assert_ne!(
+                t.trace_id_hex(),
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                "{bad}"
+            );
+            assert_ne!(t.trace_id, 0);
         }
     }
 }

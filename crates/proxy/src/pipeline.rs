@@ -24,7 +24,7 @@ use crate::client::Clients;
 use crate::ctx::RequestCtx;
 use crate::error::GatewayError;
 use crate::forward::{self, Outgoing};
-use crate::headers::{self, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID};
+use crate::headers::{self, X_REQUEST_ID};
 use crate::snapshot::{ServiceRuntime, Snapshot};
 use crate::{Gateway, framing, path, route, upgrade};
 
@@ -220,43 +220,21 @@ async fn read_body(
 /// Rewrites the request head for the hop to the upstream.
 fn prepare(ctx: &RequestCtx, parts: &mut Parts, svc: &ServiceRuntime) -> (Outgoing, bool) {
     let mut h = std::mem::take(&mut parts.headers);
-    let upgrade = headers::strip_hop_by_hop(&mut h) && parts.version == http::Version::HTTP_11;
-    if upgrade {
-        h.insert(
-            http::header::CONNECTION,
-            HeaderValue::from_static("upgrade"),
-        );
-    } else {
-        h.remove(http::header::UPGRADE);
-    }
-    headers::strip_gateway_headers(&mut h);
-    let client_ip = ctx.client.ip().to_string();
-    let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) => format!("{prior}, {client_ip}"),
-        None => client_ip,
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        h.insert(&X_FORWARDED_FOR, v);
-    }
-    h.insert(
-        &X_FORWARDED_PROTO,
-        HeaderValue::from_static(if ctx.tls { "https" } else { "http" }),
-    );
-    if let Some(host) = parts
+    let original_host = parts
         .uri
         .authority()
-        .map(|a| a.as_str())
-        .and_then(|a| HeaderValue::from_str(a).ok())
-        .or_else(|| h.get(http::header::HOST).cloned())
-    {
-        h.insert(&X_FORWARDED_HOST, host);
-    }
-    if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
-        h.insert(&X_REQUEST_ID, v);
-    }
-    if let Some(v) = ctx.trace.header_value() {
-        h.insert(&headers::TRACEPARENT, v);
-    }
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+    let upgrade = headers::rewrite_request(
+        &mut h,
+        &headers::Hop {
+            client: ctx.client.ip(),
+            tls: ctx.tls,
+            http11: parts.version == http::Version::HTTP_11,
+            original_host,
+            request_id: &ctx.request_id,
+            trace: &ctx.trace,
+        },
+    );
     let prefix = &svc.config.route.prefix;
     let forwarded = route::strip_prefix(&ctx.path, prefix);
     let path_and_query = match parts.uri.query() {

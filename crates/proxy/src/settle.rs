@@ -49,7 +49,7 @@ impl Settler {
         );
         metrics.in_flight.dec();
         if let Some(cause) = &ctx.cause {
-            tracing::warn!(request_id = %ctx.request_id, trace_id = %ctx.trace.trace_id, code = ctx.error.map(|c| c.as_str()), %cause, "request failed");
+            tracing::warn!(request_id = %ctx.request_id, trace_id = %ctx.trace.trace_id_hex(), code = ctx.error.map(|c| c.as_str()), %cause, "request failed");
         }
         if !complete && ctx.error.is_none() {
             tracing::debug!(request_id = %ctx.request_id, "response not delivered completely (caller gone or stream broken)");
@@ -63,7 +63,7 @@ impl Settler {
             .map(|u| u.endpoint().upstream.url.as_str());
         self.shared.access_log.write(&AccessRecord {
             request_id: &ctx.request_id,
-            trace_id: &ctx.trace.trace_id,
+            trace_id: &ctx.trace.trace_id_hex(),
             client: ctx.client.ip().to_string(),
             protocol: ctx.protocol(),
             method: ctx.method.as_str(),
