@@ -85,18 +85,10 @@ async fn reload(path: &Path, gw: &Gateway) {
     }
 }
 
-/// Listener addresses, TLS, worker threads and client pools are set up at
-/// start; a reload cannot move them.
+/// `[server]` (listeners, TLS, workers, limits, pools) and `[log]` are
+/// set up at start; a reload cannot move them.
 fn warn_about_restart_only_changes(old: &Config, new: &Config) {
-    let (o, n) = (&old.server, &new.server);
-    if o.listen != n.listen
-        || o.admin_listen != n.admin_listen
-        || o.workers != n.workers
-        || o.tls.is_some() != n.tls.is_some()
-        || o.upstream_pool_size != n.upstream_pool_size
-    {
-        tracing::warn!(
-            "[server] changes (listen, admin_listen, workers, tls, upstream pool) take effect only after a restart"
-        );
+    if old.server != new.server || old.log != new.log {
+        tracing::warn!("changes to [server] and [log] take effect only after a restart");
     }
 }

@@ -153,6 +153,15 @@ async fn outliers_are_ejected_and_come_back() {
         bad.hits() > 3
     })
     .await;
+    let metrics = c.get(&gw.admin_url("/metrics")).await.text();
+    let healthy = format!(
+        "blastdoor_upstream_healthy{{service=\"o\",upstream=\"{}\"}} 1",
+        bad.url()
+    );
+    assert!(
+        metrics.contains(&healthy),
+        "back in rotation, published as healthy: {metrics}"
+    );
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ pub struct Config {
     pub services: Vec<Service>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Server {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
@@ -39,7 +39,7 @@ pub struct Server {
     pub reload_poll_interval: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tls {
     pub cert: PathBuf,
     pub key: PathBuf,
@@ -59,7 +59,7 @@ pub enum AccessLog {
     File(PathBuf),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Log {
     pub access: AccessLog,
     /// A tracing filter directive for diagnostic logs, e.g. "info".

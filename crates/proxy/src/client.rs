@@ -62,6 +62,7 @@ fn build(server: &Server, h2: bool) -> UpstreamClient {
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(server.upstream_idle_timeout)
         .pool_max_idle_per_host(server.upstream_pool_size)
+        .http1_writev(false)
         .http2_only(h2);
     if h2 {
         builder

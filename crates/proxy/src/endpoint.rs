@@ -25,6 +25,9 @@ pub struct Endpoint {
     consecutive_failures: AtomicU32,
     /// Milliseconds since `epoch` until which the host is ejected (0: not).
     ejected_until_ms: AtomicU64,
+    /// When the last ejection ended or ends; the streak resets after a
+    /// long enough healthy spell.
+    last_ejection_end_ms: AtomicU64,
     /// Ejections in a row; the ejection time grows with it.
     ejection_streak: AtomicU32,
     /// Result of the last active health checks (true without checks).
@@ -42,6 +45,7 @@ impl Endpoint {
             ewma_micros: AtomicU64::new(0),
             consecutive_failures: AtomicU32::new(0),
             ejected_until_ms: AtomicU64::new(0),
+            last_ejection_end_ms: AtomicU64::new(0),
             ejection_streak: AtomicU32::new(0),
             health_passing: AtomicBool::new(true),
         })
@@ -60,7 +64,24 @@ impl Endpoint {
     }
 
     pub fn is_ejected(&self) -> bool {
-        self.now_ms() < self.ejected_until_ms.load(Relaxed)
+        let until = self.ejected_until_ms.load(Relaxed);
+        // The common case, no ejection, needs no clock read.
+        if until == 0 {
+            return false;
+        }
+        if self.now_ms() < until {
+            return true;
+        }
+        // The ejection is over: clear it (once) and publish the host as
+        // healthy again.
+        if self
+            .ejected_until_ms
+            .compare_exchange(until, 0, Relaxed, Relaxed)
+            .is_ok()
+        {
+            self.refresh_health_gauge();
+        }
+        false
     }
 
     /// Whether the balancer may send traffic here.
@@ -95,9 +116,9 @@ impl Endpoint {
     }
 
     /// A connection error, timeout or 5xx. Returns true if this failure
-    /// ejected the host. `ejected_peers` counts hosts of the same service
-    /// already ejected, out of `peers` in all.
-    pub fn record_failure(&self, policy: &Outlier, ejected_peers: usize, peers: usize) -> bool {
+    /// ejected the host. `peers` are all hosts of the service, this one
+    /// included: ejections stay under the service's cap.
+    pub fn record_failure(&self, policy: &Outlier, peers: &[Arc<Endpoint>]) -> bool {
         let failures = self.consecutive_failures.fetch_add(1, Relaxed) + 1;
         if policy.consecutive_failures == 0
             || failures < policy.consecutive_failures
@@ -106,12 +127,13 @@ impl Endpoint {
             return false;
         }
         // Never eject past the cap: some hosts must keep taking traffic.
+        let ejected_peers = peers.iter().filter(|p| p.is_ejected()).count();
         let share = (ejected_peers + 1) * 100;
-        if share > peers * policy.max_ejected_percent as usize {
+        if share > peers.len() * policy.max_ejected_percent as usize {
             return false;
         }
         let now = self.now_ms();
-        let last_end = self.ejected_until_ms.load(Relaxed);
+        let last_end = self.last_ejection_end_ms.load(Relaxed);
         let streak =
             if last_end != 0 && now.saturating_sub(last_end) < millis(policy.max_ejection_time) {
                 self.ejection_streak.fetch_add(1, Relaxed) + 1
@@ -123,7 +145,9 @@ impl Endpoint {
             .base_ejection_time
             .saturating_mul(streak)
             .min(policy.max_ejection_time);
-        self.ejected_until_ms.store(now + millis(ejection), Relaxed);
+        let until = now + millis(ejection);
+        self.ejected_until_ms.store(until, Relaxed);
+        self.last_ejection_end_ms.store(until, Relaxed);
         self.consecutive_failures.store(0, Relaxed);
         self.metrics.ejections.inc();
         self.refresh_health_gauge();
@@ -189,25 +213,28 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn ejects_after_consecutive_failures_and_recovers() {
         let e = endpoint("http://127.0.0.1:1");
+        let peers = [Arc::clone(&e), endpoint("http://127.0.0.1:2")];
         let p = policy();
-        assert!(!e.record_failure(&p, 0, 2));
+        assert!(!e.record_failure(&p, &peers));
         e.record_success(Duration::from_millis(1)); // resets the streak of failures
-        assert!(!e.record_failure(&p, 0, 2));
-        assert!(!e.record_failure(&p, 0, 2));
-        assert!(e.record_failure(&p, 0, 2));
+        assert!(!e.record_failure(&p, &peers));
+        assert!(!e.record_failure(&p, &peers));
+        assert!(e.record_failure(&p, &peers));
         assert!(!e.is_available());
         assert_eq!(e.metrics.healthy.get(), 0);
         tokio::time::advance(Duration::from_secs(10)).await;
         assert!(e.is_available(), "back after the base ejection time");
+        assert_eq!(e.metrics.healthy.get(), 1, "and published as healthy again");
     }
 
     #[tokio::test(start_paused = true)]
     async fn ejection_time_grows_and_is_capped() {
         let e = endpoint("http://127.0.0.1:1");
+        let peers = [Arc::clone(&e), endpoint("http://127.0.0.1:2")];
         let p = policy();
         let eject = |e: &Endpoint| {
             for _ in 0..3 {
-                e.record_failure(&p, 0, 2);
+                e.record_failure(&p, &peers);
             }
         };
         eject(&e);
@@ -226,10 +253,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn never_ejects_past_the_cap() {
         let e = endpoint("http://127.0.0.1:1");
+        let other = endpoint("http://127.0.0.1:2");
+        let peers = [Arc::clone(&e), Arc::clone(&other)];
         let p = policy();
+        for _ in 0..3 {
+            other.record_failure(&p, &peers);
+        }
+        assert!(other.is_ejected());
         for _ in 0..10 {
             // One of two hosts already ejected: 2/2 = 100% > 50%.
-            assert!(!e.record_failure(&p, 1, 2));
+            assert!(!e.record_failure(&p, &peers));
         }
         assert!(e.is_available());
     }

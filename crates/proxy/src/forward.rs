@@ -99,8 +99,6 @@ pub async fn forward(
         let result = tokio::time::timeout_at(deadline, client.request(req)).await;
         let elapsed = sent.elapsed();
         ctx.upstream_total += elapsed;
-        let ejected = svc.ejected_count();
-        let peers = svc.endpoints.len();
         let may_retry = |never_sent: bool| {
             (never_sent || idempotent)
                 && replay.is_some()
@@ -109,7 +107,7 @@ pub async fn forward(
         };
         match result {
             Err(_elapsed) => {
-                endpoint.record_failure(&cfg.outlier, ejected, peers);
+                endpoint.record_failure(&cfg.outlier, &svc.endpoints);
                 return Err(GatewayError::new(
                     ErrorCode::UpstreamTimeout,
                     format!(
@@ -121,7 +119,7 @@ pub async fn forward(
             Ok(Ok(resp)) => {
                 let status = resp.status();
                 if status.is_server_error() {
-                    endpoint.record_failure(&cfg.outlier, ejected, peers);
+                    endpoint.record_failure(&cfg.outlier, &svc.endpoints);
                 } else {
                     endpoint.record_success(elapsed);
                 }
@@ -145,7 +143,7 @@ pub async fn forward(
                     )
                     .with_cause(format!("{e:?}")));
                 }
-                endpoint.record_failure(&cfg.outlier, ejected, peers);
+                endpoint.record_failure(&cfg.outlier, &svc.endpoints);
                 if !may_retry(e.is_connect()) {
                     return Err(GatewayError::new(
                         ErrorCode::UpstreamUnavailable,

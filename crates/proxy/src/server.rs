@@ -37,7 +37,10 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(server.header_read_timeout)
         .max_buf_size(server.max_header_size)
-        .max_headers(server.max_headers);
+        .max_headers(server.max_headers)
+        // Small heads and bodies: one flattened write beats writev (measured
+        // with bench/, about 7% less CPU per request).
+        .writev(false);
     builder
         .http2()
         .timer(TokioTimer::new())

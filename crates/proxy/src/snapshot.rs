@@ -51,11 +51,6 @@ impl ServiceRuntime {
     pub(crate) fn release(&self) {
         self.admitted.fetch_sub(1, Relaxed);
     }
-
-    /// Hosts currently ejected as outliers.
-    pub fn ejected_count(&self) -> usize {
-        self.endpoints.iter().filter(|e| e.is_ejected()).count()
-    }
 }
 
 impl Snapshot {
