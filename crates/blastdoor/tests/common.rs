@@ -28,3 +28,17 @@ pub fn dead_upstream() -> String {
     drop(l);
     format!("http://{addr}")
 }
+
+/// Polls `check` until it holds; fails the test after [`WAIT`].
+///
+/// [`WAIT`]: blastdoor_testkit::WAIT
+pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !check().await {
+        assert!(
+            start.elapsed() < blastdoor_testkit::WAIT,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}

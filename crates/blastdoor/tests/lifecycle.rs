@@ -12,17 +12,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use http::StatusCode;
 
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let start = Instant::now();
-    while !check().await {
-        assert!(
-            start.elapsed() < blastdoor_testkit::WAIT,
-            "never happened: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 /// An upstream answering with its own name.
 async fn named(name: &'static str) -> MockUpstream {
     MockUpstream::start(move |_req| async move { text(StatusCode::OK, name) }).await

@@ -6,7 +6,6 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use common::*;
 use http::StatusCode;
@@ -18,17 +17,6 @@ fn status_upstream(
     http::Request<hyper::body::Incoming>,
 ) -> std::future::Ready<http::Response<blastdoor_testkit::upstream::MockBody>> {
     move |_req| std::future::ready(text(status, "fixed"))
-}
-
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let start = Instant::now();
-    while !check().await {
-        assert!(
-            start.elapsed() < blastdoor_testkit::WAIT,
-            "never happened: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 #[tokio::test]

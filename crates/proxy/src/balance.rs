@@ -55,23 +55,11 @@ fn less_loaded(x: &Endpoint, y: &Endpoint) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use blastdoor_config::Upstream;
-    use blastdoor_telemetry::Metrics;
+    use crate::endpoint::test_endpoint;
 
     fn endpoints(n: usize) -> Vec<Arc<Endpoint>> {
-        let metrics = Metrics::new();
         (0..n)
-            .map(|i| {
-                let url = format!("http://127.0.0.1:{}", 1000 + i);
-                let uri: http::Uri = url.parse().unwrap();
-                let up = Upstream {
-                    url: url.clone(),
-                    scheme: uri.scheme().unwrap().clone(),
-                    authority: uri.authority().unwrap().clone(),
-                    base_path: String::new(),
-                };
-                Endpoint::new(up, metrics.upstream("s", &url))
-            })
+            .map(|i| test_endpoint(&format!("http://127.0.0.1:{}", 1000 + i)))
             .collect()
     }
 

@@ -185,21 +185,24 @@ impl Drop for InFlight {
     }
 }
 
+/// An endpoint for `url` with its own metrics, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_endpoint(url: &str) -> Arc<Endpoint> {
+    #![allow(clippy::unwrap_used)]
+    let uri: http::Uri = url.parse().unwrap();
+    let up = Upstream {
+        url: url.to_string(),
+        scheme: uri.scheme().unwrap().clone(),
+        authority: uri.authority().unwrap().clone(),
+        base_path: String::new(),
+    };
+    Endpoint::new(up, blastdoor_telemetry::Metrics::new().upstream("s", url))
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_endpoint as endpoint;
     use super::*;
-    use blastdoor_telemetry::Metrics;
-
-    fn endpoint(url: &str) -> Arc<Endpoint> {
-        let uri: http::Uri = url.parse().unwrap();
-        let up = Upstream {
-            url: url.to_string(),
-            scheme: uri.scheme().unwrap().clone(),
-            authority: uri.authority().unwrap().clone(),
-            base_path: String::new(),
-        };
-        Endpoint::new(up, Metrics::new().upstream("s", url))
-    }
 
     fn policy() -> Outlier {
         Outlier {
