@@ -5,6 +5,7 @@ mod demo;
 mod logging;
 mod reload;
 mod serve;
+mod store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +40,11 @@ enum Command {
         #[arg(long, env = "BLASTDOOR_CONFIG")]
         config: PathBuf,
     },
+    /// Apply pending store migrations (serve also does this on start).
+    Migrate {
+        #[arg(long, env = "BLASTDOOR_CONFIG")]
+        config: PathBuf,
+    },
     /// Run the gateway with bundled reference services and print how to call them.
     Demo(demo::DemoArgs),
 }
@@ -48,6 +54,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve::run(&config),
         Command::Check { config } => return check::run(&config),
+        Command::Migrate { config } => store::migrate_command(&config),
         Command::Demo(args) => demo::run(args),
     };
     match result {

@@ -51,6 +51,7 @@ pub async fn serve(
     watch: Option<PathBuf>,
     on_bound: Option<tokio::sync::oneshot::Sender<Bound>>,
 ) -> Result<()> {
+    let store = crate::store::open(&config).await?;
     let workers = config.server.workers;
     let proxy_sockets = bind_proxy(config.server.listen, workers)
         .with_context(|| format!("cannot listen on {} (listen)", config.server.listen))?;
@@ -135,6 +136,7 @@ pub async fn serve(
     }
     tracker.close();
     let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
+    store.close().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -12,6 +12,7 @@ use http::StatusCode;
 
 #[tokio::test]
 async fn demo_serves_the_chat_simulator_through_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)
         .args([
             "demo",
@@ -20,6 +21,7 @@ async fn demo_serves_the_chat_simulator_through_the_gateway() {
             "--admin-listen",
             "127.0.0.1:0",
         ])
+        .current_dir(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -93,4 +95,8 @@ async fn demo_serves_the_chat_simulator_through_the_gateway() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
     assert!(status.success(), "{status:?}");
+    assert!(
+        dir.path().join(".blastdoor-demo/blastdoor.db").exists(),
+        "the demo keeps its store in a local folder"
+    );
 }

@@ -269,3 +269,41 @@ async fn graceful_stop_gives_up_at_the_deadline() {
     assert!(status.success(), "{status:?}\n{log}");
     assert!(log.contains("drain deadline passed"), "{log}");
 }
+
+#[test]
+fn migrate_creates_and_upgrades_the_store_beside_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("blastdoor.toml");
+    std::fs::write(&config, "[store]\nurl = \"sqlite://state/bd.db\"\n").unwrap();
+    for _ in 0..2 {
+        let out = Command::new(BIN)
+            .args(["migrate", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("is at the current schema"),
+            "{out:?}"
+        );
+    }
+    assert!(dir.path().join("state/bd.db").exists());
+
+    std::fs::write(
+        &config,
+        "[store]\nurl = \"postgres://bd:hunter2@127.0.0.1:1/bd\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["migrate", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot open the store"), "{err}");
+    assert!(
+        !err.contains("hunter2"),
+        "the password must not be printed: {err}"
+    );
+}

@@ -200,6 +200,20 @@ impl Cx<'_> {
         }
     }
 
+    /// A relative SQLite path is relative to the config file's folder, like
+    /// every other path in the config.
+    fn anchor_sqlite(&self, url: String) -> String {
+        let Some(rest) = url.strip_prefix("sqlite:") else {
+            return url;
+        };
+        let path = rest.strip_prefix("//").unwrap_or(rest);
+        if path.starts_with('/') || path.starts_with(":memory:") {
+            return url;
+        }
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        format!("sqlite://{}", base.join(path).display())
+    }
+
     fn store(&mut self, raw: &RawStore) -> Store {
         let url = match &raw.url {
             Some(v) => {
@@ -213,9 +227,9 @@ impl Cx<'_> {
                         format!("store url {s:?} must start with sqlite: or postgres://"),
                     );
                 }
-                s
+                self.anchor_sqlite(s)
             }
-            None => "sqlite://blastdoor.db".to_string(),
+            None => self.anchor_sqlite("sqlite://blastdoor.db".to_string()),
         };
         let redis = raw.redis.as_ref().and_then(|v| {
             let s = self.string(v)?;

@@ -167,3 +167,19 @@ upstreams = ["http://127.0.0.1:1"]
     );
     load(&ok).unwrap();
 }
+
+#[test]
+fn sqlite_paths_are_relative_to_the_config_file() {
+    let c = load("[store]\nurl = \"sqlite://data/bd.db\"\n").unwrap();
+    assert_eq!(c.store.url, "sqlite:///etc/bd/data/bd.db");
+    let c = load("").unwrap();
+    assert_eq!(
+        c.store.url, "sqlite:///etc/bd/blastdoor.db",
+        "the default store sits beside the config"
+    );
+    let c = load("[store]\nurl = \"sqlite:///var/lib/bd.db\"\n").unwrap();
+    assert_eq!(c.store.url, "sqlite:///var/lib/bd.db");
+    let c = load("[store]\nurl = \"postgres://u@db/bd\"\n").unwrap();
+    assert_eq!(c.store.url, "postgres://u@db/bd");
+    assert!(load("[store]\nurl = \"mysql://x\"\n").is_err());
+}

@@ -70,6 +70,9 @@ fn config_text(listen: SocketAddr, admin: SocketAddr, chat: SocketAddr) -> Strin
 listen = "{listen}"
 admin_listen = "{admin}"
 
+[store]
+url = "sqlite://.blastdoor-demo/blastdoor.db"
+
 [log]
 access = "stdout"
 

@@ -1,0 +1,82 @@
+//! Opening the store named by `[store] url`, migrated to this binary's
+//! schema; and `blastdoor migrate`.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use blastdoor_config::Config;
+use blastdoor_store::SqlStore;
+
+/// Connects (creating a SQLite file and its folder if missing) and applies
+/// pending migrations.
+pub async fn open(config: &Config) -> Result<SqlStore> {
+    let url = &config.store.url;
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .filter(|p| !p.starts_with(":memory:"))
+        && let Some(dir) = Path::new(path).parent()
+    {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let store = SqlStore::connect(url)
+        .await
+        .with_context(|| format!("store {}", redact(url)))?;
+    let applied = store.migrate().await?;
+    if !applied.is_empty() {
+        tracing::info!(backend = store.backend_name(), ?applied, "store migrated");
+    }
+    Ok(store)
+}
+
+/// The URL without a password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _password)) => {
+                    format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+                }
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// `blastdoor migrate --config FILE`.
+pub fn migrate_command(path: &Path) -> Result<()> {
+    let config =
+        blastdoor_config::load(path).map_err(|d| anyhow::anyhow!("invalid config:\n{d}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let store = open(&config).await?;
+        let backend = store.backend_name();
+        store.close().await;
+        println!(
+            "store {} ({backend}) is at the current schema",
+            redact(&config.store.url)
+        );
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://bd:s3cret@db:5432/bd"),
+            "postgres://bd:***@db:5432/bd"
+        );
+        assert_eq!(redact("postgres://bd@db/bd"), "postgres://bd@db/bd");
+        assert_eq!(redact("sqlite:///var/lib/bd.db"), "sqlite:///var/lib/bd.db");
+    }
+}
