@@ -5,32 +5,68 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use blastdoor_config::Config;
 use blastdoor_proxy::Gateway;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-/// What identifies a version of the file cheaply.
-fn fingerprint(path: &Path) -> Option<(SystemTime, u64)> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
+/// What identifies a version of the file cheaply: a rename-based write
+/// changes the inode, an in-place edit the times or the length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    dev: u64,
+    ino: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    len: u64,
 }
 
-pub async fn watch(path: PathBuf, gw: Arc<Gateway>, poll: Duration, stop: CancellationToken) {
+pub fn fingerprint(path: &Path) -> Option<Fingerprint> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    let ns = |secs: i64, nanos: i64| i128::from(secs) * 1_000_000_000 + i128::from(nanos);
+    Some(Fingerprint {
+        dev: m.dev(),
+        ino: m.ino(),
+        mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+        ctime_ns: ns(m.ctime(), m.ctime_nsec()),
+        len: m.len(),
+    })
+}
+
+/// The config file to follow, and the version of it that was loaded.
+#[derive(Debug, Clone)]
+pub struct Watched {
+    pub path: PathBuf,
+    /// Taken before the file was read, so a change made while starting up
+    /// is not mistaken for the loaded version.
+    pub loaded: Option<Fingerprint>,
+}
+
+pub async fn watch(file: Watched, gw: Arc<Gateway>, poll: Duration, stop: CancellationToken) {
     let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
+        Ok(s) => Some(s),
         Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGHUP; reload on file change only");
-            return poll_only(path, gw, poll, stop).await;
+            tracing::error!(error = %e, "cannot listen for SIGHUP; reloading on file change only");
+            None
         }
     };
-    let mut seen = fingerprint(&path);
+    let Watched {
+        path,
+        loaded: mut seen,
+    } = file;
     loop {
+        let hangup = async {
+            match hup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = hup.recv() => tracing::info!("SIGHUP received, reloading config"),
+            _ = hangup => tracing::info!("SIGHUP received, reloading config"),
             _ = tokio::time::sleep(poll) => {
                 let now = fingerprint(&path);
                 if now == seen || now.is_none() {
@@ -41,21 +77,6 @@ pub async fn watch(path: PathBuf, gw: Arc<Gateway>, poll: Duration, stop: Cancel
         }
         seen = fingerprint(&path);
         reload(&path, &gw).await;
-    }
-}
-
-async fn poll_only(path: PathBuf, gw: Arc<Gateway>, poll: Duration, stop: CancellationToken) {
-    let mut seen = fingerprint(&path);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(poll) => {}
-        }
-        let now = fingerprint(&path);
-        if now != seen && now.is_some() {
-            seen = now;
-            reload(&path, &gw).await;
-        }
     }
 }
 

@@ -7,7 +7,7 @@
 //! the admin listener, config reloads, health checks and signal handling.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -17,6 +17,8 @@ use blastdoor_admin::AdminState;
 use blastdoor_config::Config;
 use blastdoor_proxy::Gateway;
 use blastdoor_telemetry::{AccessLog, Metrics};
+
+use crate::reload::Watched;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_rustls::TlsAcceptor;
@@ -27,6 +29,10 @@ use tokio_util::task::TaskTracker;
 const LISTEN_BACKLOG: u32 = 4096;
 
 pub fn run(path: &Path) -> Result<()> {
+    let watched = Watched {
+        path: path.to_path_buf(),
+        loaded: crate::reload::fingerprint(path),
+    };
     let config =
         blastdoor_config::load(path).map_err(|d| anyhow::anyhow!("invalid config:\n{d}"))?;
     crate::logging::init(&config.log.level);
@@ -34,7 +40,7 @@ pub fn run(path: &Path) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, Some(path.to_path_buf()), None))
+    runtime.block_on(serve(config, Some(watched), None))
 }
 
 /// Where the listeners ended up (port 0 resolves to a real port).
@@ -48,7 +54,7 @@ pub struct Bound {
 /// config file to reload from; `on_bound` learns the listening addresses.
 pub async fn serve(
     config: Config,
-    watch: Option<PathBuf>,
+    watch: Option<Watched>,
     on_bound: Option<tokio::sync::oneshot::Sender<Bound>>,
 ) -> Result<()> {
     let store = crate::store::open(&config).await?;
@@ -94,9 +100,9 @@ pub async fn serve(
         admin,
         stop_rest.clone(),
     ));
-    if let Some(path) = watch {
+    if let Some(file) = watch {
         tracker.spawn(crate::reload::watch(
-            path,
+            file,
             Arc::clone(&gw),
             poll,
             stop_rest.clone(),
