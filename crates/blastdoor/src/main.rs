@@ -2,6 +2,7 @@
 
 mod check;
 mod demo;
+mod keys;
 mod logging;
 mod reload;
 mod serve;
@@ -40,6 +41,13 @@ enum Command {
         #[arg(long, env = "BLASTDOOR_CONFIG")]
         config: PathBuf,
     },
+    /// Manage API keys (the same operations as the admin API's /v1/keys).
+    Keys {
+        #[arg(long, env = "BLASTDOOR_CONFIG")]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
     /// Apply pending store migrations (serve also does this on start).
     Migrate {
         #[arg(long, env = "BLASTDOOR_CONFIG")]
@@ -54,6 +62,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve::run(&config),
         Command::Check { config } => return check::run(&config),
+        Command::Keys { config, command } => keys::command(&config, command),
         Command::Migrate { config } => store::migrate_command(&config),
         Command::Demo(args) => demo::run(args),
     };

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use blastdoor_admin::AdminState;
+use blastdoor_auth::KeyCache;
 use blastdoor_config::Config;
 use blastdoor_proxy::Gateway;
 use blastdoor_telemetry::{AccessLog, Metrics};
@@ -86,7 +87,18 @@ pub async fn serve(
     let tracker = TaskTracker::new();
     let drain = config.server.shutdown_timeout;
     let poll = config.server.reload_poll_interval;
-    let gw = Gateway::new(config, Arc::clone(&metrics), access_log, tracker.clone());
+    let keys = Arc::new(KeyCache::new());
+    keys.sync(&store)
+        .await
+        .context("cannot load API keys from the store")?;
+    let key_sync_interval = config.store.key_sync_interval;
+    let gw = Gateway::new(
+        config,
+        Arc::clone(&metrics),
+        access_log,
+        Arc::clone(&keys),
+        tracker.clone(),
+    );
 
     let stop_proxy = CancellationToken::new();
     let stop_rest = CancellationToken::new();
@@ -108,6 +120,13 @@ pub async fn serve(
             stop_rest.clone(),
         ));
     }
+    tracker.spawn(crate::keys::sync_loop(
+        store.clone(),
+        keys,
+        Arc::clone(&gw.metrics),
+        key_sync_interval,
+        stop_rest.clone(),
+    ));
     let mut drained = Vec::with_capacity(workers);
     for (i, socket) in proxy_sockets.into_iter().enumerate() {
         let worker = Worker {

@@ -241,7 +241,16 @@ impl Cx<'_> {
             }
             Some(s)
         });
-        Store { url, redis }
+        let key_sync_interval = self.duration(
+            &raw.key_sync_interval,
+            Duration::from_secs(1),
+            "key_sync_interval",
+        );
+        Store {
+            url,
+            redis,
+            key_sync_interval,
+        }
     }
 
     fn log(&mut self, raw: &RawLog) -> Log {
@@ -333,6 +342,8 @@ impl Cx<'_> {
             retries: self.retries(r.retries.as_ref()),
             outlier: self.outlier(r.outlier.as_ref()),
             health_check: r.health_check.as_ref().map(|h| self.health_check(h)),
+            upstream_auth: r.upstream_auth.as_ref().and_then(|a| self.upstream_auth(a)),
+            strip_headers: self.header_names(r.strip_headers.as_ref()),
             name,
         }
     }
@@ -437,6 +448,42 @@ impl Cx<'_> {
             max_ejected_percent: self.int(&r.max_ejected_percent, 50, 0..101, "max_ejected_percent")
                 as u32,
         }
+    }
+
+    fn upstream_auth(&mut self, a: &RawUpstreamAuth) -> Option<UpstreamAuth> {
+        let header = self.string(&a.header)?.to_ascii_lowercase();
+        if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+            self.error(
+                a.header.span(),
+                format!("upstream_auth.header {header:?} is not a valid header name"),
+            );
+        }
+        let value = self.string(&a.value)?;
+        if http::HeaderValue::from_str(&value).is_err() {
+            // Never echo the value: it is a secret.
+            self.error(
+                a.value.span(),
+                "upstream_auth.value is not a valid header value",
+            );
+        }
+        Some(UpstreamAuth {
+            header,
+            value: Secret::new(value),
+        })
+    }
+
+    fn header_names(&mut self, list: Option<&S<Vec<S<String>>>>) -> Vec<String> {
+        let mut out = Vec::new();
+        for h in list.map(|l| l.get_ref().as_slice()).unwrap_or_default() {
+            let Some(name) = self.string(h).map(|s| s.to_ascii_lowercase()) else {
+                continue;
+            };
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                self.error(h.span(), format!("{name:?} is not a valid header name"));
+            }
+            out.push(name);
+        }
+        out
     }
 
     fn health_check(&mut self, h: &RawHealthCheck) -> HealthCheck {

@@ -183,3 +183,20 @@ fn sqlite_paths_are_relative_to_the_config_file() {
     assert_eq!(c.store.url, "postgres://u@db/bd");
     assert!(load("[store]\nurl = \"mysql://x\"\n").is_err());
 }
+
+#[test]
+fn upstream_auth_is_a_secret() {
+    let text = "[[service]]\nname = \"s\"\nroute = { prefix = \"/s\" }\nupstreams = [\"http://127.0.0.1:1\"]\nstrip_headers = [\"X-Internal\"]\n[service.upstream_auth]\nheader = \"Authorization\"\nvalue = \"Bearer ${ADMIN_TOKEN}\"\n";
+    let c = load(text).unwrap();
+    let auth = c.services[0].upstream_auth.as_ref().unwrap();
+    assert_eq!(auth.header, "authorization");
+    assert_eq!(auth.value.expose(), "Bearer 0123456789abcdef-token");
+    assert_eq!(c.services[0].strip_headers, vec!["x-internal"]);
+    assert!(!format!("{c:?}").contains("0123456789abcdef-token"));
+    let bad = text.replace("Bearer ${ADMIN_TOKEN}", "line\\nbreak");
+    let err = load(&bad).unwrap_err().to_string();
+    assert!(
+        err.contains("upstream_auth.value is not a valid header value"),
+        "{err}"
+    );
+}

@@ -49,6 +49,9 @@ pub struct Tls {
 pub struct Store {
     pub url: String,
     pub redis: Option<String>,
+    /// How often each node asks the store for changed keys: the bound on
+    /// how long a revoke made elsewhere takes to reach this node.
+    pub key_sync_interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +93,18 @@ pub struct Service {
     pub retries: Retries,
     pub outlier: Outlier,
     pub health_check: Option<HealthCheck>,
+    /// A credential the gateway adds towards the upstream.
+    pub upstream_auth: Option<UpstreamAuth>,
+    /// Caller headers removed before forwarding, besides `authorization`
+    /// and `x-api-key` (always removed). Lower-case.
+    pub strip_headers: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamAuth {
+    /// Lower-case header name.
+    pub header: String,
+    pub value: Secret,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

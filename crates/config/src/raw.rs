@@ -36,6 +36,7 @@ pub struct RawTls {
 pub struct RawStore {
     pub url: Option<S<String>>,
     pub redis: Option<S<String>>,
+    pub key_sync_interval: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -61,6 +62,15 @@ pub struct RawService {
     pub retries: Option<RawRetries>,
     pub outlier: Option<RawOutlier>,
     pub health_check: Option<RawHealthCheck>,
+    pub upstream_auth: Option<RawUpstreamAuth>,
+    pub strip_headers: Option<S<Vec<S<String>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamAuth {
+    pub header: S<String>,
+    pub value: S<String>,
 }
 
 #[derive(Debug, Deserialize)]

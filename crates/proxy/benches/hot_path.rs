@@ -89,6 +89,9 @@ fn headers(c: &mut Criterion) {
                 original_host: None,
                 request_id: "4f1c2b9a8e7d6c5b4a39281706f5e4d3",
                 trace: &trace,
+                caller: None,
+                strip: &[],
+                upstream_auth: None,
             };
             rewrite_request(&mut h, &hop);
             h

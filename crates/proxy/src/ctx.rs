@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use blastdoor_auth::Caller;
 use blastdoor_types::ErrorCode;
 use http::{Method, Version};
 use tokio::time::Instant;
@@ -26,6 +27,8 @@ pub struct RequestCtx {
     /// The normalised path (or the raw one if it could not be normalised).
     pub path: String,
     pub service: Option<Arc<ServiceRuntime>>,
+    /// Who is calling, once authenticated (None on public services).
+    pub caller: Option<Arc<Caller>>,
     /// Held while the request is in flight, for the service's concurrency cap.
     pub admission: Option<Admission>,
     /// The upstream attempt whose response is being relayed.
@@ -63,6 +66,7 @@ impl RequestCtx {
             method,
             path,
             service: None,
+            caller: None,
             admission: None,
             upstream: None,
             upstream_elapsed: None,

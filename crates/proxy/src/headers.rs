@@ -1,11 +1,14 @@
 //! Header rewriting across the door: hop-by-hop fields (RFC 9110 §7.6.1),
 //! forwarding information, request ids and W3C trace context.
 
-use http::HeaderMap;
 use std::net::IpAddr;
 
+use blastdoor_auth::Caller;
+use blastdoor_config::UpstreamAuth;
+use http::HeaderMap;
 use http::header::{
-    CONNECTION, HOST, HeaderName, HeaderValue, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+    AUTHORIZATION, CONNECTION, HOST, HeaderName, HeaderValue, TE, TRAILER, TRANSFER_ENCODING,
+    UPGRADE,
 };
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -13,6 +16,9 @@ pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-fo
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+pub static X_BLASTDOOR_CONSUMER: HeaderName = HeaderName::from_static("x-blastdoor-consumer");
+pub static X_BLASTDOOR_TEAM: HeaderName = HeaderName::from_static("x-blastdoor-team");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 static PROXY_AUTHORIZATION: HeaderName = HeaderName::from_static("proxy-authorization");
@@ -73,6 +79,12 @@ pub struct Hop<'a> {
     pub original_host: Option<HeaderValue>,
     pub request_id: &'a str,
     pub trace: &'a TraceContext,
+    /// The authenticated caller (None on public services).
+    pub caller: Option<&'a Caller>,
+    /// Caller headers the service wants removed, besides credentials.
+    pub strip: &'a [String],
+    /// The service's own credential towards its upstream.
+    pub upstream_auth: Option<&'a UpstreamAuth>,
 }
 
 /// Rewrites a request's headers for the hop to the upstream: hop-by-hop
@@ -86,6 +98,32 @@ pub fn rewrite_request(h: &mut HeaderMap, hop: &Hop<'_>) -> bool {
         h.remove(UPGRADE);
     }
     strip_gateway_headers(h);
+    // The caller's credentials never cross the door.
+    h.remove(AUTHORIZATION);
+    h.remove(&X_API_KEY);
+    for name in hop.strip {
+        h.remove(name.as_str());
+    }
+    if let Some(auth) = hop.upstream_auth
+        && let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(auth.header.as_bytes()),
+            HeaderValue::from_str(auth.value.expose()),
+        )
+    {
+        h.insert(name, value);
+    }
+    if let Some(caller) = hop.caller {
+        if let Ok(v) = HeaderValue::from_str(&caller.consumer) {
+            h.insert(&X_BLASTDOOR_CONSUMER, v);
+        }
+        if let Some(v) = caller
+            .team
+            .as_deref()
+            .and_then(|t| HeaderValue::from_str(t).ok())
+        {
+            h.insert(&X_BLASTDOOR_TEAM, v);
+        }
+    }
     let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prior) => format!("{prior}, {}", hop.client),
         None => hop.client.to_string(),

@@ -1,6 +1,8 @@
 //! The proxy: blastdoor's request path, from accepting a connection to
 //! settling the request. `pipeline` states the order of the stages.
 
+pub mod auth_limiter;
+pub mod authenticate;
 pub mod balance;
 pub mod body;
 pub mod client;
@@ -24,10 +26,12 @@ pub mod upgrade;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use blastdoor_auth::KeyCache;
 use blastdoor_config::Config;
 use blastdoor_telemetry::{AccessLog, Metrics};
 use tokio_util::task::TaskTracker;
 
+use crate::auth_limiter::FailureLimiter;
 use crate::client::Clients;
 use crate::settle::Settler;
 use crate::snapshot::Snapshot;
@@ -41,6 +45,9 @@ pub struct Gateway {
     clients: Clients,
     pub(crate) settler: Settler,
     pub metrics: Arc<Metrics>,
+    /// API keys, checked in memory on every request.
+    pub keys: Arc<KeyCache>,
+    pub(crate) limiter: FailureLimiter,
     /// Every background task (connections, tunnels, health checks).
     pub tracker: TaskTracker,
 }
@@ -50,6 +57,7 @@ impl Gateway {
         config: Config,
         metrics: Arc<Metrics>,
         access_log: AccessLog,
+        keys: Arc<KeyCache>,
         tracker: TaskTracker,
     ) -> Arc<Gateway> {
         let clients = Clients::new(&config.server);
@@ -60,6 +68,8 @@ impl Gateway {
             clients,
             settler: Settler::new(&metrics, access_log),
             metrics,
+            keys,
+            limiter: FailureLimiter::default(),
             tracker,
         })
     }

@@ -1,8 +1,8 @@
 //! The order of the stages a request goes through; the only place that
 //! states it.
 //!
-//! accept -> route -> (authenticate -> authorize: next) -> admit ->
-//! read body -> forward -> stream back -> settle
+//! accept -> route -> authenticate + authorize -> admit -> read body ->
+//! forward -> stream back -> settle
 //!
 //! A stage may answer early with a [`GatewayError`]; settle always runs,
 //! from the response body, once the response has ended or the caller has
@@ -26,7 +26,7 @@ use crate::error::GatewayError;
 use crate::forward::{self, Outgoing};
 use crate::headers::{self, X_REQUEST_ID};
 use crate::snapshot::{ServiceRuntime, Snapshot};
-use crate::{Gateway, framing, path, route, upgrade};
+use crate::{Gateway, authenticate, framing, path, route, upgrade};
 
 /// Bodies up to this size are read before forwarding so that a failed
 /// attempt can be retried on another host.
@@ -69,6 +69,7 @@ async fn run(
 ) -> Result<Response<Incoming>, GatewayError> {
     accept(ctx, parts)?;
     let svc = resolve_route(snapshot, ctx, parts)?;
+    authenticate::authenticate(&gw.keys, &gw.limiter, &svc, ctx, &parts.headers)?;
     admit(&svc, ctx)?;
     let body = read_body(&svc, ctx, parts, body).await?;
     let client_upgrade = parts.extensions.remove::<OnUpgrade>();
@@ -233,6 +234,9 @@ fn prepare(ctx: &RequestCtx, parts: &mut Parts, svc: &ServiceRuntime) -> (Outgoi
             original_host,
             request_id: &ctx.request_id,
             trace: &ctx.trace,
+            caller: ctx.caller.as_deref(),
+            strip: &svc.config.strip_headers,
+            upstream_auth: svc.config.upstream_auth.as_ref(),
         },
     );
     let prefix = &svc.config.route.prefix;

@@ -63,6 +63,8 @@ pub struct Metrics {
     rejected_overload: Family<ServiceLabels, Counter>,
     in_flight: Gauge,
     reloads: Family<ResultLabels, Counter>,
+    /// API keys in this node's cache.
+    pub api_keys: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -137,7 +139,14 @@ impl Metrics {
             "Config reload attempts, by result",
             reloads.clone(),
         );
+        let api_keys = Gauge::default();
+        registry.register(
+            "blastdoor_api_keys",
+            "API keys loaded in this node's key cache (revoked and expired included)",
+            api_keys.clone(),
+        );
         Metrics {
+            api_keys,
             registry,
             requests,
             request_duration,

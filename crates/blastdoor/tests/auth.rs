@@ -1,0 +1,290 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+//! End-to-end: API keys made with the CLI, checked by the running gateway.
+
+mod common;
+
+use std::process::Command;
+
+use bytes::Bytes;
+use common::*;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+
+const PROVIDER_SECRET: &str = "Bearer provider-secret-42";
+
+fn config(upstream: &str) -> String {
+    format!(
+        r#"
+[store]
+key_sync_interval = "100ms"
+
+[[service]]
+name = "img"
+owner = "media"
+route = {{ prefix = "/img" }}
+upstreams = ["{upstream}"]
+strip_headers = ["x-internal-debug"]
+upstream_auth = {{ header = "authorization", value = "{PROVIDER_SECRET}" }}
+
+[[service]]
+name = "chat"
+route = {{ prefix = "/chat" }}
+upstreams = ["{upstream}"]
+
+[[service]]
+name = "open"
+public = true
+route = {{ prefix = "/open" }}
+upstreams = ["{upstream}"]
+"#
+    )
+}
+
+/// Runs `blastdoor keys ...` against the gateway's config; returns stdout.
+fn keys(gw: &GatewayProcess, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .arg("keys")
+        .arg("--config")
+        .arg(&gw.config_path)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "keys {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn with_key(url: &str, header: &str, value: &str) -> Request<Full<Bytes>> {
+    Request::get(url)
+        .header(header, value)
+        .body(Full::default())
+        .unwrap()
+}
+
+fn key_id(key: &str) -> &str {
+    &key[3..15]
+}
+
+#[tokio::test]
+async fn key_life_cycle_through_the_cli() {
+    let up = MockUpstream::echo().await;
+    let gw = start(&config(&up.url()));
+    let c = Client::http1();
+    let key = keys(
+        &gw,
+        &[
+            "create",
+            "--name",
+            "thumbnailer",
+            "--team",
+            "media",
+            "--services",
+            "img",
+        ],
+    );
+    assert!(key.starts_with("bd_") && key.len() == 47, "{key}");
+    let bearer = format!("Bearer {key}");
+
+    // The new key reaches the running gateway through the store.
+    eventually("the key is accepted", async || {
+        c.send(with_key(&gw.url("/img/x"), "authorization", &bearer))
+            .await
+            .status
+            == StatusCode::OK
+    })
+    .await;
+    let r = c
+        .send(
+            Request::get(gw.url("/img/x"))
+                .header("authorization", &bearer)
+                .header("x-internal-debug", "1")
+                .header("x-blastdoor-team", "forged")
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await;
+    let seen = &r.json()["headers"];
+    assert_eq!(seen["x-blastdoor-consumer"], "thumbnailer");
+    assert_eq!(
+        seen["x-blastdoor-team"], "media",
+        "a caller cannot forge its team"
+    );
+    assert_eq!(
+        seen["authorization"], PROVIDER_SECRET,
+        "the upstream gets the service's own credential"
+    );
+    assert!(seen.get("x-internal-debug").is_none());
+    assert!(
+        !seen.to_string().contains(&key),
+        "the caller's key never crosses the door: {seen}"
+    );
+    assert_eq!(
+        c.send(with_key(&gw.url("/img/x"), "x-api-key", &key))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = c.send(with_key(&gw.url("/img/x"), "x-api-key", &key)).await;
+    assert!(r.json()["headers"].get("x-api-key").is_none());
+
+    // Missing, malformed, unknown: 401. Out of scope: 403. Public: no key.
+    c.get(&gw.url("/img/x")).await.problem("unauthorized");
+    assert_eq!(
+        c.get(&gw.url("/img/x")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    c.send(with_key(
+        &gw.url("/img/x"),
+        "authorization",
+        "Bearer nonsense",
+    ))
+    .await
+    .problem("unauthorized");
+    let stranger = format!("Bearer bd_{}", "A".repeat(44));
+    c.send(with_key(&gw.url("/img/x"), "authorization", &stranger))
+        .await
+        .problem("unauthorized");
+    let r = c
+        .send(with_key(&gw.url("/chat/x"), "authorization", &bearer))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    r.problem("forbidden");
+    assert_eq!(c.get(&gw.url("/open/x")).await.status, StatusCode::OK);
+
+    let listed = keys(&gw, &["list"]);
+    assert!(
+        listed.contains(key_id(&key))
+            && listed.contains("thumbnailer")
+            && listed.contains("active"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&key[15..]), "list never shows secrets");
+
+    // Rotation with grace: both secrets work for a while.
+    let rotated = keys(&gw, &["rotate", key_id(&key), "--grace", "1h"]);
+    assert_eq!(key_id(&rotated), key_id(&key));
+    let new_bearer = format!("Bearer {rotated}");
+    eventually("the new secret is accepted", async || {
+        c.send(with_key(&gw.url("/img/x"), "authorization", &new_bearer))
+            .await
+            .status
+            == StatusCode::OK
+    })
+    .await;
+    assert_eq!(
+        c.send(with_key(&gw.url("/img/x"), "authorization", &bearer))
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    // Revocation reaches the running gateway within the sync interval.
+    keys(&gw, &["revoke", key_id(&key)]);
+    eventually("the revoked key is refused", async || {
+        c.send(with_key(&gw.url("/img/x"), "authorization", &new_bearer))
+            .await
+            .status
+            == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    let r = c
+        .send(with_key(&gw.url("/img/x"), "authorization", &new_bearer))
+        .await;
+    assert!(
+        r.problem("unauthorized")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("revoked")
+    );
+
+    let logs = format!("{}{}", gw.stderr(), gw.stdout());
+    assert!(
+        !logs.contains(&key[15..]) && !logs.contains(&rotated[15..]),
+        "secrets never reach the logs"
+    );
+    assert!(!logs.contains("provider-secret-42"));
+}
+
+#[tokio::test]
+async fn keys_expire() {
+    let up = MockUpstream::echo().await;
+    let gw = start(&config(&up.url()));
+    let c = Client::http1();
+    let key = keys(&gw, &["create", "--name", "short-lived", "--expires", "1s"]);
+    let bearer = format!("Bearer {key}");
+    eventually("the key works", async || {
+        c.send(with_key(&gw.url("/chat/x"), "authorization", &bearer))
+            .await
+            .status
+            == StatusCode::OK
+    })
+    .await;
+    eventually("the key expires", async || {
+        c.send(with_key(&gw.url("/chat/x"), "authorization", &bearer))
+            .await
+            .status
+            == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    let r = c
+        .send(with_key(&gw.url("/chat/x"), "authorization", &bearer))
+        .await;
+    assert!(
+        r.problem("unauthorized")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+    assert!(keys(&gw, &["list"]).contains("expired"));
+}
+
+#[tokio::test]
+async fn repeated_failures_are_slowed_down() {
+    let up = MockUpstream::echo().await;
+    let gw = start(&config(&up.url()));
+    let c = Client::http1();
+    let key = keys(&gw, &["create", "--name", "honest"]);
+    let bearer = format!("Bearer {key}");
+    // Wait for the key to reach the gateway without failing any request.
+    eventually("the key is loaded", async || {
+        c.get(&gw.admin_url("/metrics"))
+            .await
+            .text()
+            .contains("blastdoor_api_keys 1")
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for i in 0..25 {
+        let guess = format!("Bearer bd_{}{:032}", "B".repeat(12), i);
+        statuses.push(
+            c.send(with_key(&gw.url("/chat/x"), "authorization", &guess))
+                .await
+                .status,
+        );
+    }
+    assert!(
+        statuses[..20]
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    let r = c
+        .send(with_key(&gw.url("/chat/x"), "authorization", &bearer))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "while limited, even a right key waits"
+    );
+    r.problem("rate_limited");
+    assert!(r.header("retry-after").unwrap().parse::<u32>().unwrap() > 0);
+    assert_eq!(
+        c.get(&gw.url("/open/x")).await.status,
+        StatusCode::OK,
+        "public services are not affected"
+    );
+    assert_eq!(up.hits(), 1, "no guess reached the upstream");
+}

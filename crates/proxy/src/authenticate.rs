@@ -1,0 +1,96 @@
+//! The authenticate and authorize stages: a key from `Authorization:
+//! Bearer` or `x-api-key`, checked against the in-memory key cache (no
+//! store query), then the key's scope against the service and method.
+//! Services marked `public` skip both, explicitly.
+
+use std::sync::Arc;
+
+use blastdoor_auth::{Caller, KeyCache, Rejection};
+use blastdoor_store::now_ms;
+use blastdoor_types::ErrorCode;
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
+
+use crate::auth_limiter::FailureLimiter;
+use crate::ctx::RequestCtx;
+use crate::error::GatewayError;
+use crate::headers::X_API_KEY;
+use crate::snapshot::ServiceRuntime;
+
+/// The key a caller presented, if any.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let (scheme, token) = v.trim().split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
+    }
+    headers
+        .get(&X_API_KEY)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+pub fn authenticate(
+    keys: &KeyCache,
+    limiter: &FailureLimiter,
+    svc: &ServiceRuntime,
+    ctx: &mut RequestCtx,
+    headers: &HeaderMap,
+) -> Result<(), GatewayError> {
+    if svc.config.public {
+        return Ok(());
+    }
+    let ip = ctx.client.ip();
+    if let Some(wait) = limiter.blocked(ip) {
+        return Err(GatewayError::new(
+            ErrorCode::RateLimited,
+            "too many failed authentications from this address; try again later",
+        )
+        .retry_after(u32::try_from(wait).unwrap_or(u32::MAX)));
+    }
+    let checked: Result<Arc<Caller>, Rejection> = keys
+        .authenticate(presented_key(headers), now_ms())
+        .and_then(|caller| {
+            caller
+                .authorize(&svc.config.name, ctx.method.as_str())
+                .map(|()| caller)
+        });
+    match checked {
+        Ok(caller) => {
+            ctx.caller = Some(caller);
+            Ok(())
+        }
+        Err(rejection) if rejection.is_forbidden() => {
+            Err(GatewayError::new(ErrorCode::Forbidden, rejection.detail()))
+        }
+        Err(rejection) => {
+            limiter.record_failure(ip);
+            Err(GatewayError::new(
+                ErrorCode::Unauthorized,
+                rejection.detail(),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn finds_the_key_in_either_header() {
+        let mut h = HeaderMap::new();
+        assert_eq!(presented_key(&h), None);
+        h.insert("x-api-key", HeaderValue::from_static(" bd_abc "));
+        assert_eq!(presented_key(&h), Some("bd_abc"));
+        h.insert("authorization", HeaderValue::from_static("Bearer bd_xyz"));
+        assert_eq!(presented_key(&h), Some("bd_xyz"), "Authorization wins");
+        h.insert("authorization", HeaderValue::from_static("bearer   bd_xyz"));
+        assert_eq!(presented_key(&h), Some("bd_xyz"));
+        h.insert(
+            "authorization",
+            HeaderValue::from_static("Basic dXNlcjpwdw=="),
+        );
+        assert_eq!(presented_key(&h), None, "other schemes carry no key");
+    }
+}
