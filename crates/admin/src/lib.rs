@@ -1,6 +1,11 @@
-//! The admin listener: health, readiness and Prometheus metrics, on a port
-//! separate from the proxy's. The `/v1/*` API arrives with keys and the
-//! store; every route added there must sit behind the admin token.
+//! The admin listener, on a port separate from the proxy's: health,
+//! readiness and Prometheus metrics (open), and the `/v1` API (keys,
+//! services, audit) behind the admin token.
+
+mod problem;
+pub mod v1;
+
+pub use v1::Api;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,10 +26,18 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     /// True once the gateway serves traffic; false again while draining.
     pub ready: Arc<AtomicBool>,
+    /// The `/v1` API; None serves only the open endpoints.
+    pub api: Option<Arc<Api>>,
 }
 
+/// Largest admin request body accepted.
+const MAX_ADMIN_BODY: usize = 64 * 1024;
+
 pub fn router(state: AdminState) -> Router {
+    let v1 = state.api.clone().map(v1::router).unwrap_or_default();
     Router::new()
+        .nest("/v1", v1)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_ADMIN_BODY))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -81,6 +94,10 @@ async fn not_found(uri: Uri) -> Response {
 }
 
 #[cfg(test)]
+#[path = "v1_tests.rs"]
+mod v1_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use axum::body::Body;
@@ -92,6 +109,7 @@ mod tests {
         AdminState {
             metrics: Arc::new(Metrics::new()),
             ready: Arc::new(AtomicBool::new(ready)),
+            api: None,
         }
     }
 

@@ -62,6 +62,12 @@ impl Rejection {
         )
     }
 
+    /// A wrong or made-up key: what a guesser produces. Revoked and expired
+    /// keys prove their secret, and a missing key guesses nothing.
+    pub fn is_guess(self) -> bool {
+        matches!(self, Rejection::Malformed | Rejection::Unknown)
+    }
+
     /// The detail shown to the caller. Unknown keys and wrong secrets read
     /// the same, so the answer tells an attacker nothing.
     pub fn detail(self) -> &'static str {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use blastdoor_config::Config;
 use blastdoor_proxy::Gateway;
+use blastdoor_store::{AuditEntry, AuditStore, SqlStore, now_ms};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
@@ -45,7 +46,13 @@ pub struct Watched {
     pub loaded: Option<Fingerprint>,
 }
 
-pub async fn watch(file: Watched, gw: Arc<Gateway>, poll: Duration, stop: CancellationToken) {
+pub async fn watch(
+    file: Watched,
+    gw: Arc<Gateway>,
+    store: SqlStore,
+    poll: Duration,
+    stop: CancellationToken,
+) {
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(e) => {
@@ -76,33 +83,46 @@ pub async fn watch(file: Watched, gw: Arc<Gateway>, poll: Duration, stop: Cancel
             }
         }
         seen = fingerprint(&path);
-        reload(&path, &gw).await;
+        reload(&path, &gw, &store).await;
     }
 }
 
-async fn reload(path: &Path, gw: &Gateway) {
+async fn reload(path: &Path, gw: &Gateway, store: &SqlStore) {
     let owned = path.to_path_buf();
     // Reading and compiling touch the filesystem: keep them off the workers.
     let loaded = tokio::task::spawn_blocking(move || blastdoor_config::load(&owned)).await;
-    match loaded {
+    let outcome = match loaded {
         Ok(Ok(config)) => {
             warn_about_restart_only_changes(&gw.snapshot().config, &config);
             let services = config.services.len();
             gw.reload(config);
-            gw.metrics.reload(true);
             tracing::info!(services, "config reloaded");
+            "ok".to_string()
         }
         Ok(Err(diags)) => {
-            gw.metrics.reload(false);
             tracing::error!(
                 problems = diags.len(),
                 "new config refused; still serving the last good one:\n{diags}"
             );
+            format!("refused: {} problems", diags.len())
         }
         Err(e) => {
-            gw.metrics.reload(false);
             tracing::error!(error = %e, "config reload task failed; still serving the last good one");
+            "failed".to_string()
         }
+    };
+    gw.metrics.reload(outcome == "ok");
+    let entry = AuditEntry {
+        seq: 0,
+        at: now_ms(),
+        actor: "gateway".to_string(),
+        action: "config.reload".to_string(),
+        target: path.display().to_string(),
+        outcome,
+        detail: String::new(),
+    };
+    if let Err(e) = store.append_audit(&entry).await {
+        tracing::warn!(error = %e, "could not record the reload in the audit log");
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use blastdoor_admin::AdminState;
+use blastdoor_admin::{AdminState, Api};
 use blastdoor_auth::KeyCache;
 use blastdoor_config::Config;
 use blastdoor_proxy::Gateway;
@@ -92,6 +92,7 @@ pub async fn serve(
         .await
         .context("cannot load API keys from the store")?;
     let key_sync_interval = config.store.key_sync_interval;
+    let admin_token = config.server.admin_token.clone();
     let gw = Gateway::new(
         config,
         Arc::clone(&metrics),
@@ -103,9 +104,16 @@ pub async fn serve(
     let stop_proxy = CancellationToken::new();
     let stop_rest = CancellationToken::new();
     let ready = Arc::new(AtomicBool::new(false));
+    let api = Api {
+        token: admin_token,
+        store: store.clone(),
+        keys: Arc::clone(&keys),
+        gateway: Arc::clone(&gw),
+    };
     let admin = AdminState {
         metrics,
         ready: Arc::clone(&ready),
+        api: Some(Arc::new(api)),
     };
     let admin_task = tracker.spawn(blastdoor_admin::serve(
         admin_listener,
@@ -116,6 +124,7 @@ pub async fn serve(
         tracker.spawn(crate::reload::watch(
             file,
             Arc::clone(&gw),
+            store.clone(),
             poll,
             stop_rest.clone(),
         ));

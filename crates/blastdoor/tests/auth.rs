@@ -288,3 +288,87 @@ async fn repeated_failures_are_slowed_down() {
     );
     assert_eq!(up.hits(), 1, "no guess reached the upstream");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_through_the_admin_api_is_refused_at_once_under_load() {
+    let up = MockUpstream::echo().await;
+    let token = "admin-token-for-tests-0001";
+    let server = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"{token}\"\nworkers = 2\n"
+    );
+    let gw = start(&format!("{server}{}", config(&up.url())));
+    let c = Client::http1();
+    let admin = |method: &str, path: &str, body: &str| {
+        Request::builder()
+            .method(method)
+            .uri(gw.admin_url(path))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap()
+    };
+    let created = c
+        .send(admin(
+            "POST",
+            "/v1/keys",
+            r#"{"name":"loadgen","services":["img"]}"#,
+        ))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let key = created.json()["key"].as_str().unwrap().to_string();
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    let bearer = format!("Bearer {key}");
+    assert_eq!(
+        c.send(with_key(&gw.url("/img/x"), "authorization", &bearer))
+            .await
+            .status,
+        StatusCode::OK,
+        "usable at once"
+    );
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let (c, url, bearer, stop) = (
+                c.clone(),
+                gw.url("/img/x"),
+                bearer.clone(),
+                std::sync::Arc::clone(&stop),
+            );
+            tokio::spawn(async move {
+                for _ in 0..10_000 {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
+                    c.send(with_key(&url, "authorization", &bearer)).await;
+                }
+            })
+        })
+        .collect();
+    let revoked = c
+        .send(admin("POST", &format!("/v1/keys/{id}/revoke"), ""))
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text());
+    for _ in 0..20 {
+        let r = c
+            .send(with_key(&gw.url("/img/x"), "authorization", &bearer))
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNAUTHORIZED,
+            "refused from the moment the revoke returned"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for l in load {
+        l.await.unwrap();
+    }
+    let audit = c.send(admin("GET", "/v1/audit", "")).await.json();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, vec!["key.revoke", "key.create"]);
+}

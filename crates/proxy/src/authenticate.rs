@@ -63,7 +63,9 @@ pub fn authenticate(
             Err(GatewayError::new(ErrorCode::Forbidden, rejection.detail()))
         }
         Err(rejection) => {
-            limiter.record_failure(ip);
+            if rejection.is_guess() {
+                limiter.record_failure(ip);
+            }
             Err(GatewayError::new(
                 ErrorCode::Unauthorized,
                 rejection.detail(),
