@@ -69,6 +69,12 @@ async fn readyz(State(state): State<AdminState>) -> (StatusCode, &'static str) {
 }
 
 async fn metrics(State(state): State<AdminState>) -> Response {
+    if let Some(api) = &state.api {
+        state
+            .metrics
+            .store_queries
+            .set(i64::try_from(api.store.queries()).unwrap_or(i64::MAX));
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -20,7 +20,8 @@ pub async fn sync_loop(
     interval: Duration,
     stop: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(interval);
+    // serve() loaded the keys just before: the first sync is one interval away.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     loop {

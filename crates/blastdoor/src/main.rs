@@ -1,5 +1,6 @@
 //! The `blastdoor` command.
 
+mod audit;
 mod check;
 mod demo;
 mod keys;
@@ -48,6 +49,16 @@ enum Command {
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
+    /// Show the audit log of admin actions, newest first.
+    Audit {
+        #[arg(long, env = "BLASTDOOR_CONFIG")]
+        config: PathBuf,
+        /// Only entries this recent, e.g. 7d.
+        #[arg(long, value_parser = blastdoor_config::parse_duration)]
+        since: Option<std::time::Duration>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
     /// Apply pending store migrations (serve also does this on start).
     Migrate {
         #[arg(long, env = "BLASTDOOR_CONFIG")]
@@ -63,6 +74,11 @@ fn main() -> ExitCode {
         Command::Serve { config } => serve::run(&config),
         Command::Check { config } => return check::run(&config),
         Command::Keys { config, command } => keys::command(&config, command),
+        Command::Audit {
+            config,
+            since,
+            limit,
+        } => audit::command(&config, since, limit),
         Command::Migrate { config } => store::migrate_command(&config),
         Command::Demo(args) => demo::run(args),
     };

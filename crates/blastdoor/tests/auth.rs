@@ -154,6 +154,20 @@ async fn key_life_cycle_through_the_cli() {
     r.problem("forbidden");
     assert_eq!(c.get(&gw.url("/open/x")).await.status, StatusCode::OK);
 
+    let out = Command::new(BIN)
+        .arg("audit")
+        .arg("--config")
+        .arg(&gw.config_path)
+        .args(["--since", "1h"])
+        .output()
+        .unwrap();
+    let audit = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && audit.contains("key.create") && audit.contains(key_id(&key)),
+        "{audit}"
+    );
+    assert!(audit.contains("cli:"), "the CLI records who acted: {audit}");
+
     let listed = keys(&gw, &["list"]);
     assert!(
         listed.contains(key_id(&key))
@@ -371,4 +385,54 @@ async fn a_key_revoked_through_the_admin_api_is_refused_at_once_under_load() {
         .map(|e| e["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions, vec!["key.revoke", "key.create"]);
+}
+
+#[tokio::test]
+async fn checking_keys_never_queries_the_store() {
+    let up = MockUpstream::echo().await;
+    // The key exists before the gateway starts; syncing once a day, the
+    // gateway has no reason to query the store after start-up.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shared.db");
+    let text = config(&up.url()).replace(
+        "key_sync_interval = \"100ms\"",
+        &format!(
+            "key_sync_interval = \"1d\"\nurl = \"sqlite://{}\"",
+            db.display()
+        ),
+    );
+    let cli_config = dir.path().join("cli.toml");
+    std::fs::write(&cli_config, &text).unwrap();
+    let out = Command::new(BIN)
+        .args(["keys", "--config"])
+        .arg(&cli_config)
+        .args(["create", "--name", "counted"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+
+    let gw = start(&text);
+    let c = Client::http1();
+    let queries = |text: &str| -> u64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("blastdoor_store_queries "))
+            .unwrap();
+        line.split(' ').nth(1).unwrap().parse().unwrap()
+    };
+    let before = queries(&c.get(&gw.admin_url("/metrics")).await.text());
+    let bearer = format!("Bearer {key}");
+    for _ in 0..200 {
+        let r = c
+            .send(with_key(&gw.url("/chat/x"), "authorization", &bearer))
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let after = queries(&c.get(&gw.admin_url("/metrics")).await.text());
+    assert!(
+        before > 0,
+        "start-up did query the store (migrations, the first key sync)"
+    );
+    assert_eq!(before, after, "200 authenticated requests, no store query");
 }

@@ -3,7 +3,8 @@
 //! and types (BIGINT, TEXT) both databases share; only the DDL in
 //! migrations differs per backend.
 
-use std::sync::Once;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -27,6 +28,9 @@ pub enum Backend {
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    /// Queries issued through the store traits, shared by clones: lets a
+    /// test prove the request path never queries the store.
+    queries: Arc<AtomicU64>,
 }
 
 /// The columns of a [`KeyRecord`], as a literal for `concat!` (sqlx takes
@@ -73,7 +77,11 @@ impl SqlStore {
             .connect(&url)
             .await
             .map_err(StoreError::Connect)?;
-        Ok(SqlStore { pool, backend })
+        Ok(SqlStore {
+            pool,
+            backend,
+            queries: Arc::default(),
+        })
     }
 
     /// Applies pending migrations; returns the versions applied.
@@ -86,6 +94,17 @@ impl SqlStore {
             Backend::Sqlite => "sqlite",
             Backend::Postgres => "postgres",
         }
+    }
+
+    /// Queries made through the store traits so far.
+    pub fn queries(&self) -> u64 {
+        self.queries.load(Ordering::Relaxed)
+    }
+
+    /// The pool, counting one query.
+    fn pool(&self) -> &AnyPool {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        &self.pool
     }
 
     pub async fn close(&self) {
@@ -132,7 +151,7 @@ impl KeyStore for SqlStore {
             .bind(key.created_at)
             .bind(key.expires_at)
             .bind(key.created_at)
-            .execute(&self.pool)
+            .execute(self.pool())
             .await;
         match result {
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
@@ -144,7 +163,10 @@ impl KeyStore for SqlStore {
 
     async fn get_key(&self, id: &str) -> Result<Option<KeyRecord>> {
         let sql = concat!("SELECT ", key_columns!(), " FROM api_keys WHERE id = $1");
-        let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(key_from_row).transpose()
     }
 
@@ -154,7 +176,7 @@ impl KeyStore for SqlStore {
             key_columns!(),
             " FROM api_keys ORDER BY created_at DESC, id"
         );
-        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sql).fetch_all(self.pool()).await?;
         rows.iter().map(key_from_row).collect()
     }
 
@@ -163,7 +185,7 @@ impl KeyStore for SqlStore {
         let done = sqlx::query(sql)
             .bind(id)
             .bind(at)
-            .execute(&self.pool)
+            .execute(self.pool())
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -192,7 +214,7 @@ impl KeyStore for SqlStore {
             .bind(new_hash)
             .bind(at),
         };
-        let done = query.execute(&self.pool).await?;
+        let done = query.execute(self.pool()).await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -202,7 +224,7 @@ impl KeyStore for SqlStore {
             key_columns!(),
             " FROM api_keys WHERE updated_at >= $1 ORDER BY updated_at, id"
         );
-        let rows = sqlx::query(sql).bind(after).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sql).bind(after).fetch_all(self.pool()).await?;
         rows.iter().map(key_from_row).collect()
     }
 }
@@ -217,7 +239,7 @@ impl AuditStore for SqlStore {
             .bind(&e.target)
             .bind(&e.outcome)
             .bind(&e.detail)
-            .fetch_one(&self.pool)
+            .fetch_one(self.pool())
             .await?;
         Ok(seq)
     }
@@ -227,7 +249,7 @@ impl AuditStore for SqlStore {
         let rows = sqlx::query(sql)
             .bind(since)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?;
         rows.iter()
             .map(|r| {

@@ -65,6 +65,8 @@ pub struct Metrics {
     reloads: Family<ResultLabels, Counter>,
     /// API keys in this node's cache.
     pub api_keys: Gauge,
+    /// Store queries made by this process (refreshed when scraped).
+    pub store_queries: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -145,8 +147,11 @@ impl Metrics {
             "API keys loaded in this node's key cache (revoked and expired included)",
             api_keys.clone(),
         );
+        let store_queries = Gauge::default();
+        registry.register("blastdoor_store_queries", "Queries this process has sent to the store since it started (never on the request path)", store_queries.clone());
         Metrics {
             api_keys,
+            store_queries,
             registry,
             requests,
             request_duration,
