@@ -7,9 +7,11 @@
 //! and the node that makes a change applies it at once.
 
 pub mod cache;
+pub mod jwt;
 pub mod key;
 pub mod ops;
 
 pub use cache::{Caller, KeyCache, Rejection};
+pub use jwt::JwtVerifier;
 pub use key::{ApiKey, KeyFormatError};
 pub use ops::{CreateKey, KeyOps, OpsError};

@@ -3,6 +3,7 @@
 mod audit;
 mod check;
 mod demo;
+mod jwks;
 mod keys;
 mod logging;
 mod reload;

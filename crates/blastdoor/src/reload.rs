@@ -92,13 +92,20 @@ async fn reload(path: &Path, gw: &Gateway, store: &SqlStore) {
     // Reading and compiling touch the filesystem: keep them off the workers.
     let loaded = tokio::task::spawn_blocking(move || blastdoor_config::load(&owned)).await;
     let outcome = match loaded {
-        Ok(Ok(config)) => {
-            warn_about_restart_only_changes(&gw.snapshot().config, &config);
-            let services = config.services.len();
-            gw.reload(config);
-            tracing::info!(services, "config reloaded");
-            "ok".to_string()
-        }
+        Ok(Ok(config)) => match crate::jwks::build(&config.auth).await {
+            Ok(jwt) => {
+                warn_about_restart_only_changes(&gw.snapshot().config, &config);
+                let services = config.services.len();
+                gw.reload(config);
+                gw.jwt.store(Arc::new(jwt));
+                tracing::info!(services, "config reloaded");
+                "ok".to_string()
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "new config refused; still serving the last good one");
+                "refused: JWKS".to_string()
+            }
+        },
         Ok(Err(diags)) => {
             tracing::error!(
                 problems = diags.len(),

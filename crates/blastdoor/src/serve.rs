@@ -93,6 +93,7 @@ pub async fn serve(
         .context("cannot load API keys from the store")?;
     let key_sync_interval = config.store.key_sync_interval;
     let admin_token = config.server.admin_token.clone();
+    let jwt = crate::jwks::build(&config.auth).await?;
     let gw = Gateway::new(
         config,
         Arc::clone(&metrics),
@@ -100,6 +101,8 @@ pub async fn serve(
         Arc::clone(&keys),
         tracker.clone(),
     );
+
+    gw.jwt.store(Arc::new(jwt));
 
     let stop_proxy = CancellationToken::new();
     let stop_rest = CancellationToken::new();
@@ -129,6 +132,10 @@ pub async fn serve(
             stop_rest.clone(),
         ));
     }
+    tracker.spawn(crate::jwks::refresh_loop(
+        Arc::clone(&gw),
+        stop_rest.clone(),
+    ));
     tracker.spawn(crate::keys::sync_loop(
         store.clone(),
         keys,

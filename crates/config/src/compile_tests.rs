@@ -200,3 +200,48 @@ fn upstream_auth_is_a_secret() {
         "{err}"
     );
 }
+
+#[test]
+fn jwt_issuers() {
+    let text = r#"
+[[auth.jwt]]
+issuer = "https://sso.example.com"
+audience = "blastdoor"
+jwks_file = "keys/jwks.json"
+team_claim = "groups"
+algorithms = ["ES256"]
+
+[[auth.jwt]]
+issuer = "https://other.example.com"
+audience = "gw"
+jwks_url = "https://other.example.com/.well-known/jwks.json"
+"#;
+    let c = load(text).unwrap();
+    assert_eq!(c.auth.jwt.len(), 2);
+    let first = &c.auth.jwt[0];
+    assert_eq!(
+        first.jwks,
+        crate::JwksSource::File("/etc/bd/keys/jwks.json".into())
+    );
+    assert_eq!(first.consumer_claim, "sub");
+    assert_eq!(first.team_claim.as_deref(), Some("groups"));
+    assert_eq!(c.auth.jwt[1].algorithms, vec!["RS256", "ES256"]);
+
+    let hmac = text.replace(r#"algorithms = ["ES256"]"#, r#"algorithms = ["HS256"]"#);
+    assert!(
+        load(&hmac)
+            .unwrap_err()
+            .to_string()
+            .contains("is not accepted")
+    );
+    let both = text.replace(
+        r#"jwks_file = "keys/jwks.json""#,
+        "jwks_file = \"a\"\njwks_url = \"https://x\"",
+    );
+    assert!(
+        load(&both)
+            .unwrap_err()
+            .to_string()
+            .contains("exactly one of jwks_file and jwks_url")
+    );
+}

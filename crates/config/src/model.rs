@@ -12,7 +12,38 @@ pub struct Config {
     pub server: Server,
     pub store: Store,
     pub log: Log,
+    pub auth: Auth,
     pub services: Vec<Service>,
+}
+
+/// Callers that authenticate without an API key.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Auth {
+    pub jwt: Vec<JwtIssuer>,
+}
+
+/// An identity provider whose JWTs the gateway accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JwtIssuer {
+    pub issuer: String,
+    pub audience: String,
+    pub jwks: JwksSource,
+    /// The claim naming the consumer (default `sub`).
+    pub consumer_claim: String,
+    /// The claim naming the team, if any.
+    pub team_claim: Option<String>,
+    /// Accepted signature algorithms: asymmetric ones only.
+    pub algorithms: Vec<String>,
+    /// Clock tolerance for `exp` and `nbf`.
+    pub leeway: Duration,
+    /// How often a `jwks_url` is fetched again.
+    pub refresh_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    File(PathBuf),
+    Url(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -9,7 +9,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::raw::RawConfig;
 
-const SECTIONS: &[&str] = &["server", "store", "log", "service"];
+const SECTIONS: &[&str] = &["server", "store", "log", "auth", "service"];
 
 /// The sections that parsed, and the problems of those that did not. Syntax
 /// errors are fatal (nothing after them can be trusted); shape errors only
@@ -42,6 +42,11 @@ pub fn parse(path: &Path, text: &str) -> Result<(RawConfig, Diagnostics), Diagno
             "log" => {
                 if let Some(v) = section(path, text, value, &mut diags) {
                     raw.log = v;
+                }
+            }
+            "auth" => {
+                if let Some(v) = section(path, text, value, &mut diags) {
+                    raw.auth = v;
                 }
             }
             "service" => services(path, text, value, &mut raw, &mut diags),

@@ -107,6 +107,26 @@ pub struct RawHealthCheck {
     pub unhealthy_threshold: Option<S<i64>>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub jwt: Option<Vec<RawJwt>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwt {
+    pub issuer: S<String>,
+    pub audience: S<String>,
+    pub jwks_file: Option<S<String>>,
+    pub jwks_url: Option<S<String>>,
+    pub consumer_claim: Option<S<String>>,
+    pub team_claim: Option<S<String>>,
+    pub algorithms: Option<S<Vec<S<String>>>>,
+    pub leeway: Option<S<String>>,
+    pub refresh_interval: Option<S<String>>,
+}
+
 /// The whole document, each section deserialized on its own so one bad
 /// section does not hide problems in the others.
 #[derive(Debug, Default)]
@@ -115,5 +135,6 @@ pub struct RawConfig {
     pub server_span: Option<std::ops::Range<usize>>,
     pub store: RawStore,
     pub log: RawLog,
+    pub auth: RawAuth,
     pub services: Vec<RawService>,
 }

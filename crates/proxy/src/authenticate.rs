@@ -1,17 +1,19 @@
 //! The authenticate and authorize stages: a key from `Authorization:
 //! Bearer` or `x-api-key`, checked against the in-memory key cache (no
-//! store query), then the key's scope against the service and method.
-//! Services marked `public` skip both, explicitly.
+//! store query), or a JWT from a configured issuer; then the caller's scope
+//! against the service and method. Services marked `public` skip both,
+//! explicitly.
 
 use std::sync::Arc;
 
-use blastdoor_auth::{Caller, KeyCache, Rejection};
+use blastdoor_auth::key::PREFIX as KEY_PREFIX;
+use blastdoor_auth::{Caller, Rejection};
 use blastdoor_store::now_ms;
 use blastdoor_types::ErrorCode;
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
 
-use crate::auth_limiter::FailureLimiter;
+use crate::Gateway;
 use crate::ctx::RequestCtx;
 use crate::error::GatewayError;
 use crate::headers::X_API_KEY;
@@ -30,8 +32,7 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 }
 
 pub fn authenticate(
-    keys: &KeyCache,
-    limiter: &FailureLimiter,
+    gw: &Gateway,
     svc: &ServiceRuntime,
     ctx: &mut RequestCtx,
     headers: &HeaderMap,
@@ -40,6 +41,7 @@ pub fn authenticate(
         return Ok(());
     }
     let ip = ctx.client.ip();
+    let limiter = &gw.limiter;
     if let Some(wait) = limiter.blocked(ip) {
         return Err(GatewayError::new(
             ErrorCode::RateLimited,
@@ -47,9 +49,8 @@ pub fn authenticate(
         )
         .retry_after(u32::try_from(wait).unwrap_or(u32::MAX)));
     }
-    let checked: Result<Arc<Caller>, Rejection> = keys
-        .authenticate(presented_key(headers), now_ms())
-        .and_then(|caller| {
+    let checked: Result<Arc<Caller>, Rejection> =
+        identify(gw, presented_key(headers)).and_then(|caller| {
             caller
                 .authorize(&svc.config.name, ctx.method.as_str())
                 .map(|()| caller)
@@ -71,6 +72,22 @@ pub fn authenticate(
                 rejection.detail(),
             ))
         }
+    }
+}
+
+/// API keys start with `bd_`; anything else is tried as a JWT when
+/// issuers are configured.
+fn identify(gw: &Gateway, presented: Option<&str>) -> Result<Arc<Caller>, Rejection> {
+    match presented {
+        Some(token) if !token.starts_with(KEY_PREFIX) => {
+            let jwt = gw.jwt.load();
+            if jwt.is_empty() {
+                Err(Rejection::Malformed)
+            } else {
+                jwt.verify(token)
+            }
+        }
+        presented => gw.keys.authenticate(presented, now_ms()),
     }
 }
 

@@ -26,7 +26,7 @@ pub mod upgrade;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use blastdoor_auth::KeyCache;
+use blastdoor_auth::{JwtVerifier, KeyCache};
 use blastdoor_config::Config;
 use blastdoor_telemetry::{AccessLog, Metrics};
 use tokio_util::task::TaskTracker;
@@ -47,6 +47,8 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// API keys, checked in memory on every request.
     pub keys: Arc<KeyCache>,
+    /// JWT issuers and their current keys; replaced on reload.
+    pub jwt: ArcSwap<JwtVerifier>,
     pub(crate) limiter: FailureLimiter,
     /// Every background task (connections, tunnels, health checks).
     pub tracker: TaskTracker,
@@ -69,6 +71,7 @@ impl Gateway {
             settler: Settler::new(&metrics, access_log),
             metrics,
             keys,
+            jwt: ArcSwap::from_pointee(JwtVerifier::default()),
             limiter: FailureLimiter::default(),
             tracker,
         })

@@ -69,7 +69,7 @@ async fn run(
 ) -> Result<Response<Incoming>, GatewayError> {
     accept(ctx, parts)?;
     let svc = resolve_route(snapshot, ctx, parts)?;
-    authenticate::authenticate(&gw.keys, &gw.limiter, &svc, ctx, &parts.headers)?;
+    authenticate::authenticate(gw, &svc, ctx, &parts.headers)?;
     admit(&svc, ctx)?;
     let body = read_body(&svc, ctx, parts, body).await?;
     let client_upgrade = parts.extensions.remove::<OnUpgrade>();
