@@ -13,6 +13,8 @@
 #   ONLY            comma list of targets: direct,nginx,blastdoor (default all)
 #   BLASTDOOR_BIN   blastdoor binary (default $CARGO_TARGET_DIR/release/blastdoor
 #                   or <repo>/target/release/blastdoor)
+#   BENCH_AUTH      1: blastdoor's service requires an API key (created with
+#                   `blastdoor keys create`), sent by wrk on every request
 #   BENCH_OUT       if set, a directory to copy results.tsv, summary.txt and raw wrk output to
 #   BENCH_KEEP_TMP  if 1, keep the temp dir (logs, configs) instead of deleting it
 set -euo pipefail
@@ -27,6 +29,9 @@ read -r -a WORKERS_LIST <<<"${BENCH_WORKERS:-1 2}"
 read -r -a CONNS_LIST <<<"${BENCH_CONNS:-50 200}"
 WRK_THREADS=${WRK_THREADS:-2}
 ONLY=${ONLY:-direct,nginx,blastdoor}
+BENCH_AUTH=${BENCH_AUTH:-0}
+# Extra request headers for wrk and curl (the API key with BENCH_AUTH=1).
+HDR=()
 
 if [[ -n ${BLASTDOOR_BIN:-} ]]; then
     :
@@ -198,7 +203,7 @@ mem_kb() {
 
 check_response() { # url -> 0 if the proxied body is the upstream's
     local body
-    body=$(curl -fsS --max-time 2 "$1" 2>&1) || { log "  request to $1 failed: $body"; return 1; }
+    body=$(curl -fsS --max-time 2 ${HDR[@]+"${HDR[@]}"} "$1" 2>&1) || { log "  request to $1 failed: $body"; return 1; }
     [[ $body == "$EXPECTED_BODY" ]] || { log "  unexpected body from $1: $body"; return 1; }
 }
 
@@ -210,11 +215,11 @@ measure() {
     check_response "$url" || { log "  SKIPPED: $target does not return the upstream body"; return 1; }
     rss_idle=$(mem_kb "$pid" VmRSS)
     log "  warmup $WARMUP"
-    wrk -t"$WRK_THREADS" -c"$c" -d"$WARMUP" "$url" >/dev/null 2>&1 || true
+    wrk -t"$WRK_THREADS" -c"$c" -d"$WARMUP" ${HDR[@]+"${HDR[@]}"} "$url" >/dev/null 2>&1 || true
     for ((run = 1; run <= RUNS; run++)); do
         out=$TMP/wrk-$target-n$n-c$c-r$run.txt
         t0=$(cpu_ticks "$pid")
-        if ! wrk -t"$WRK_THREADS" -c"$c" -d"$DURATION" --latency "$url" >"$out" 2>&1; then
+        if ! wrk -t"$WRK_THREADS" -c"$c" -d"$DURATION" --latency ${HDR[@]+"${HDR[@]}"} "$url" >"$out" 2>&1; then
             log "  run $run: wrk failed:"; sed 's/^/    /' "$out"
         fi
         t1=$(cpu_ticks "$pid")
@@ -272,7 +277,12 @@ for c in "${CONNS_LIST[@]}"; do
             cfg=$TMP/blastdoor-n$n-c$c.toml
             blog=$TMP/blastdoor-n$n-c$c.log
             render "$BENCH_DIR/blastdoor.toml.tmpl" "$cfg" "LISTEN=$BD_ADDR" \
-                "ADMIN_LISTEN=$BD_ADMIN_ADDR" "WORKERS=$n" "POOL=$c" "UPSTREAM=$UPSTREAM_ADDR"
+                "ADMIN_LISTEN=$BD_ADMIN_ADDR" "WORKERS=$n" "POOL=$c" "UPSTREAM=$UPSTREAM_ADDR" \
+                "PUBLIC=$( ((BENCH_AUTH)) && echo false || echo true)"
+            if ((BENCH_AUTH)); then
+                key=$("$BLASTDOOR_BIN" keys --config "$cfg" create --name bench 2>/dev/null)
+                HDR=(-H "Authorization: Bearer $key")
+            fi
             "$BLASTDOOR_BIN" serve --config "$cfg" >"$blog" 2>&1 &
             pid=$!
             STARTED_PIDS+=("$pid")
@@ -288,6 +298,7 @@ for c in "${CONNS_LIST[@]}"; do
                 tail -n 20 "$blog" | sed 's/^/    /' || true
             fi
             stop_pid "$pid"
+            HDR=()
         fi
     done
 done
