@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use blastdoor_config::Config;
+use blastdoor_config::{Config, redact_url};
 use blastdoor_store::SqlStore;
 
 /// Connects (creating a SQLite file and its folder if missing) and applies
@@ -22,28 +22,12 @@ pub async fn open(config: &Config) -> Result<SqlStore> {
     }
     let store = SqlStore::connect(url)
         .await
-        .with_context(|| format!("store {}", redact(url)))?;
+        .with_context(|| format!("store {}", redact_url(url)))?;
     let applied = store.migrate().await?;
     if !applied.is_empty() {
         tracing::info!(backend = store.backend_name(), ?applied, "store migrated");
     }
     Ok(store)
-}
-
-/// The URL without a password, for messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _password)) => {
-                    format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
-                }
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
 }
 
 /// `blastdoor migrate --config FILE`.
@@ -60,23 +44,8 @@ pub fn migrate_command(path: &Path) -> Result<()> {
         store.close().await;
         println!(
             "store {} ({backend}) is at the current schema",
-            redact(&config.store.url)
+            redact_url(&config.store.url)
         );
         Ok(())
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        assert_eq!(
-            redact("postgres://bd:s3cret@db:5432/bd"),
-            "postgres://bd:***@db:5432/bd"
-        );
-        assert_eq!(redact("postgres://bd@db/bd"), "postgres://bd@db/bd");
-        assert_eq!(redact("sqlite:///var/lib/bd.db"), "sqlite:///var/lib/bd.db");
-    }
 }

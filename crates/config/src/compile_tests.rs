@@ -245,3 +245,29 @@ jwks_url = "https://other.example.com/.well-known/jwks.json"
             .contains("exactly one of jwks_file and jwks_url")
     );
 }
+
+#[test]
+fn store_passwords_never_show_in_debug() {
+    let c = load("[store]\nurl = \"postgres://bd:hunter2@db:5432/bd\"\nredis = \"redis://:pw9@cache:6379\"\n").unwrap();
+    let debug = format!("{c:?}");
+    assert!(
+        !debug.contains("hunter2") && !debug.contains("pw9"),
+        "{debug}"
+    );
+    assert!(debug.contains("postgres://bd:***@db:5432/bd"), "{debug}");
+}
+
+#[test]
+fn redacts_url_passwords() {
+    use crate::redact_url;
+    assert_eq!(
+        redact_url("postgres://bd:s3cret@db:5432/bd"),
+        "postgres://bd:***@db:5432/bd"
+    );
+    assert_eq!(redact_url("postgres://bd@db/bd"), "postgres://bd@db/bd");
+    assert_eq!(
+        redact_url("sqlite:///var/lib/bd.db"),
+        "sqlite:///var/lib/bd.db"
+    );
+    assert_eq!(redact_url("redis://:p@ss@cache"), "redis://:***@cache");
+}

@@ -76,13 +76,37 @@ pub struct Tls {
     pub key: PathBuf,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Store {
     pub url: String,
     pub redis: Option<String>,
     /// How often each node asks the store for changed keys: the bound on
     /// how long a revoke made elsewhere takes to reach this node.
     pub key_sync_interval: Duration,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("url", &redact_url(&self.url))
+            .field("redis", &self.redis.as_deref().map(redact_url))
+            .field("key_sync_interval", &self.key_sync_interval)
+            .finish()
+    }
+}
+
+/// A URL with any password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let (Some(scheme_end), Some(at)) = (url.find("://"), url.rfind('@')) else {
+        return url.to_string();
+    };
+    if at < scheme_end {
+        return url.to_string();
+    }
+    match url[scheme_end + 3..at].split_once(':') {
+        Some((user, _password)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+        None => url.to_string(),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
