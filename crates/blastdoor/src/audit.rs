@@ -4,28 +4,20 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use blastdoor_store::{AuditStore, now_ms};
 
 pub fn command(config_path: &Path, since: Option<Duration>, limit: u32) -> Result<()> {
-    let config =
-        blastdoor_config::load(config_path).map_err(|d| anyhow::anyhow!("invalid config:\n{d}"))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let store = crate::store::open(&config).await?;
+    crate::store::with_store(config_path, async |_, store| {
         let from = since.map_or(0, |d| {
             now_ms().saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         });
-        let entries = store.list_audit(from, limit).await;
-        store.close().await;
+        let entries = store.list_audit(from, limit).await?;
         println!(
             "{:<24} {:<16} {:<14} {:<30} OUTCOME",
             "TIME", "ACTOR", "ACTION", "TARGET"
         );
-        for e in entries? {
+        for e in entries {
             let at =
                 std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(e.at).unwrap_or(0));
             let when = humantime::format_rfc3339_seconds(at);

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use blastdoor_auth::{CreateKey, KeyCache, KeyOps};
 use blastdoor_store::{KeyRecord, SqlStore, now_ms};
 use blastdoor_telemetry::Metrics;
@@ -93,18 +93,7 @@ fn actor() -> String {
 }
 
 pub fn command(config_path: &Path, cmd: KeysCommand) -> Result<()> {
-    let config =
-        blastdoor_config::load(config_path).map_err(|d| anyhow::anyhow!("invalid config:\n{d}"))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let store = crate::store::open(&config).await?;
-        let result = run(&store, cmd).await;
-        store.close().await;
-        result
-    })
+    crate::store::with_store(config_path, async |_, store| run(store, cmd).await)
 }
 
 async fn run(store: &SqlStore, cmd: KeysCommand) -> Result<()> {

@@ -30,21 +30,33 @@ pub async fn open(config: &Config) -> Result<SqlStore> {
     Ok(store)
 }
 
-/// `blastdoor migrate --config FILE`.
-pub fn migrate_command(path: &Path) -> Result<()> {
+/// Runs a store-touching CLI command: loads the config, opens (and
+/// migrates) the store, runs `work`, closes the store.
+pub fn with_store<T, F>(config_path: &Path, work: F) -> Result<T>
+where
+    F: AsyncFnOnce(&Config, &SqlStore) -> Result<T>,
+{
     let config =
-        blastdoor_config::load(path).map_err(|d| anyhow::anyhow!("invalid config:\n{d}"))?;
+        blastdoor_config::load(config_path).map_err(|d| anyhow::anyhow!("invalid config:\n{d}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let store = open(&config).await?;
-        let backend = store.backend_name();
+        let result = work(&config, &store).await;
         store.close().await;
+        result
+    })
+}
+
+/// `blastdoor migrate --config FILE`.
+pub fn migrate_command(path: &Path) -> Result<()> {
+    with_store(path, async |config, store| {
+        let url = redact_url(&config.store.url);
         println!(
-            "store {} ({backend}) is at the current schema",
-            redact_url(&config.store.url)
+            "store {url} ({}) is at the current schema",
+            store.backend_name()
         );
         Ok(())
     })
