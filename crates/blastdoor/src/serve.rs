@@ -17,7 +17,8 @@ use blastdoor_admin::{AdminState, Api};
 use blastdoor_auth::KeyCache;
 use blastdoor_config::Config;
 use blastdoor_proxy::Gateway;
-use blastdoor_telemetry::{AccessLog, Metrics};
+use blastdoor_store::SqlStore;
+use blastdoor_telemetry::{AccessLog, AccessLogFlush, Metrics};
 
 use crate::reload::Watched;
 use tokio::net::{TcpListener, TcpSocket};
@@ -59,21 +60,71 @@ pub async fn serve(
     on_bound: Option<tokio::sync::oneshot::Sender<Bound>>,
 ) -> Result<()> {
     let store = crate::store::open(&config).await?;
+    let listeners = Listeners::bind(&config).await?;
+    let bound = listeners.bound;
     let workers = config.server.workers;
-    let proxy_sockets = bind_proxy(config.server.listen, workers)
-        .with_context(|| format!("cannot listen on {} (listen)", config.server.listen))?;
-    let admin_listener = TcpListener::bind(config.server.admin_listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (admin_listen)",
-                config.server.admin_listen
-            )
-        })?;
-    let bound = Bound {
-        proxy: proxy_sockets[0].local_addr()?,
-        admin: admin_listener.local_addr()?,
-    };
+    let drain = config.server.shutdown_timeout;
+    let running = start(config, store, watch, listeners).await?;
+    tracing::info!(proxy = %bound.proxy, admin = %bound.admin, workers, "blastdoor listening");
+    if let Some(tx) = on_bound {
+        let _ = tx.send(bound);
+    }
+    wait_for_stop_signal().await?;
+    tracing::info!(deadline = ?drain, "stopping: no new connections, draining in-flight requests");
+    running.stop().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The listening sockets, bound before anything else starts.
+struct Listeners {
+    proxy: Vec<std::net::TcpListener>,
+    admin: TcpListener,
+    bound: Bound,
+}
+
+impl Listeners {
+    async fn bind(config: &Config) -> Result<Listeners> {
+        let (listen, admin_listen) = (config.server.listen, config.server.admin_listen);
+        let proxy = bind_proxy(listen, config.server.workers)
+            .with_context(|| format!("cannot listen on {listen} (listen)"))?;
+        let admin = TcpListener::bind(admin_listen)
+            .await
+            .with_context(|| format!("cannot listen on {admin_listen} (admin_listen)"))?;
+        let bound = Bound {
+            proxy: proxy[0].local_addr()?,
+            admin: admin.local_addr()?,
+        };
+        Ok(Listeners {
+            proxy,
+            admin,
+            bound,
+        })
+    }
+}
+
+/// Everything started, and how to stop it in order.
+struct Running {
+    gw: Arc<Gateway>,
+    store: SqlStore,
+    tracker: TaskTracker,
+    ready: Arc<AtomicBool>,
+    stop_proxy: CancellationToken,
+    stop_rest: CancellationToken,
+    workers_drained: Vec<tokio::sync::oneshot::Receiver<bool>>,
+    admin_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Flushes the access log when dropped, after everything else stopped.
+    access_log_flush: Option<AccessLogFlush>,
+}
+
+/// Loads keys and JWKS, builds the gateway, starts the admin listener, the
+/// background tasks and the proxy workers.
+async fn start(
+    config: Config,
+    store: SqlStore,
+    watch: Option<Watched>,
+    listeners: Listeners,
+) -> Result<Running> {
     let tls = config
         .server
         .tls
@@ -81,19 +132,21 @@ pub async fn serve(
         .map(blastdoor_proxy::tls::acceptor)
         .transpose()
         .map_err(anyhow::Error::msg)?;
-    let (access_log, _flush_on_exit) =
+    let (access_log, flush_on_exit) =
         AccessLog::open(&config.log.access).context("cannot open the access log")?;
-    let metrics = Arc::new(Metrics::new());
-    let tracker = TaskTracker::new();
-    let drain = config.server.shutdown_timeout;
-    let poll = config.server.reload_poll_interval;
     let keys = Arc::new(KeyCache::new());
     keys.sync(&store)
         .await
         .context("cannot load API keys from the store")?;
+    let jwt = crate::jwks::build(&config.auth).await?;
+    let (drain, poll) = (
+        config.server.shutdown_timeout,
+        config.server.reload_poll_interval,
+    );
     let key_sync_interval = config.store.key_sync_interval;
     let admin_token = config.server.admin_token.clone();
-    let jwt = crate::jwks::build(&config.auth).await?;
+    let metrics = Arc::new(Metrics::new());
+    let tracker = TaskTracker::new();
     let gw = Gateway::new(
         config,
         Arc::clone(&metrics),
@@ -101,11 +154,9 @@ pub async fn serve(
         Arc::clone(&keys),
         tracker.clone(),
     );
-
     gw.jwt.store(Arc::new(jwt));
 
-    let stop_proxy = CancellationToken::new();
-    let stop_rest = CancellationToken::new();
+    let (stop_proxy, stop_rest) = (CancellationToken::new(), CancellationToken::new());
     let ready = Arc::new(AtomicBool::new(false));
     let api = Api {
         token: admin_token,
@@ -114,12 +165,12 @@ pub async fn serve(
         gateway: Arc::clone(&gw),
     };
     let admin = AdminState {
-        metrics,
+        metrics: Arc::clone(&metrics),
         ready: Arc::clone(&ready),
         api: Some(Arc::new(api)),
     };
     let admin_task = tracker.spawn(blastdoor_admin::serve(
-        admin_listener,
+        listeners.admin,
         admin,
         stop_rest.clone(),
     ));
@@ -139,47 +190,58 @@ pub async fn serve(
     tracker.spawn(crate::keys::sync_loop(
         store.clone(),
         keys,
-        Arc::clone(&gw.metrics),
+        metrics,
         key_sync_interval,
         stop_rest.clone(),
     ));
-    let mut drained = Vec::with_capacity(workers);
-    for (i, socket) in proxy_sockets.into_iter().enumerate() {
+    let mut workers_drained = Vec::with_capacity(listeners.proxy.len());
+    for (i, socket) in listeners.proxy.into_iter().enumerate() {
         let worker = Worker {
             gw: Arc::clone(&gw),
             tls: tls.clone(),
             stop: stop_proxy.clone(),
             drain,
         };
-        drained.push(worker.start(i, socket)?);
+        workers_drained.push(worker.start(i, socket)?);
     }
     ready.store(true, Ordering::Relaxed);
-    tracing::info!(proxy = %bound.proxy, admin = %bound.admin, workers, "blastdoor listening");
-    if let Some(tx) = on_bound {
-        let _ = tx.send(bound);
-    }
+    Ok(Running {
+        gw,
+        store,
+        tracker,
+        ready,
+        stop_proxy,
+        stop_rest,
+        workers_drained,
+        admin_task,
+        access_log_flush: flush_on_exit,
+    })
+}
 
-    wait_for_stop_signal().await?;
-    tracing::info!(deadline = ?drain, "stopping: no new connections, draining in-flight requests");
-    ready.store(false, Ordering::Relaxed);
-    stop_proxy.cancel();
-    let mut all_drained = true;
-    for done in drained {
-        all_drained &= done.await.unwrap_or(false);
+impl Running {
+    /// Not ready, stop accepting, drain the workers up to the deadline,
+    /// then stop the admin listener and background tasks.
+    async fn stop(self) {
+        self.ready.store(false, Ordering::Relaxed);
+        self.stop_proxy.cancel();
+        let mut all_drained = true;
+        for done in self.workers_drained {
+            all_drained &= done.await.unwrap_or(false);
+        }
+        if !all_drained {
+            tracing::warn!("drain deadline passed with requests still in flight; closing them");
+        }
+        self.stop_rest.cancel();
+        self.gw.stop_background();
+        if let Ok(Err(e)) = self.admin_task.await {
+            tracing::warn!(error = %e, "admin listener stopped with an error");
+        }
+        self.tracker.close();
+        // Tunnels and connections past the deadline are abandoned here.
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.tracker.wait()).await;
+        self.store.close().await;
+        drop(self.access_log_flush);
     }
-    if !all_drained {
-        tracing::warn!("drain deadline passed with requests still in flight; closing them");
-    }
-    stop_rest.cancel();
-    gw.stop_background();
-    if let Ok(Err(e)) = admin_task.await {
-        tracing::warn!(error = %e, "admin listener stopped with an error");
-    }
-    tracker.close();
-    let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
-    store.close().await;
-    tracing::info!("stopped");
-    Ok(())
 }
 
 /// One proxy worker thread.

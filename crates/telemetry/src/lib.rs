@@ -6,3 +6,5 @@ pub mod metrics;
 
 pub use access_log::{AccessLog, AccessRecord};
 pub use metrics::{Metrics, ServiceMetrics, UpstreamMetrics};
+/// Flushes queued access-log lines when dropped.
+pub use tracing_appender::non_blocking::WorkerGuard as AccessLogFlush;
