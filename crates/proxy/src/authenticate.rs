@@ -19,16 +19,22 @@ use crate::error::GatewayError;
 use crate::headers::X_API_KEY;
 use crate::snapshot::ServiceRuntime;
 
-/// The key a caller presented, if any.
+/// The credential a caller presented, if any: a Bearer token, else
+/// `x-api-key` (an `Authorization` of another scheme is not ours).
 fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(v) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        let (scheme, token) = v.trim().split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
-    }
-    headers
-        .get(&X_API_KEY)
+    let bearer = headers
+        .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .map(str::trim)
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+    bearer.or_else(|| {
+        headers
+            .get(&X_API_KEY)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    })
 }
 
 pub fn authenticate(
@@ -110,6 +116,12 @@ mod tests {
             "authorization",
             HeaderValue::from_static("Basic dXNlcjpwdw=="),
         );
+        assert_eq!(
+            presented_key(&h),
+            Some("bd_abc"),
+            "another scheme: x-api-key still counts"
+        );
+        h.remove("x-api-key");
         assert_eq!(presented_key(&h), None, "other schemes carry no key");
     }
 }
