@@ -184,4 +184,41 @@ mod tests {
         let u = m.finish();
         assert!(u.problem.unwrap().contains("limit"));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// However the network splits the stream, the usage is the same.
+            #[test]
+            fn chunking_never_changes_usage(cuts in proptest::collection::vec(0usize..OPENAI_STREAM.len(), 0..12)) {
+                let bytes = OPENAI_STREAM.as_bytes();
+                let mut cuts = cuts;
+                cuts.sort_unstable();
+                let mut m = SseMeter::new(Dialect::OpenAi);
+                let mut at = 0;
+                for c in cuts {
+                    m.feed(&bytes[at..c.max(at)]);
+                    at = c.max(at);
+                }
+                m.feed(&bytes[at..]);
+                let u = m.finish();
+                prop_assert_eq!(u.get("input_tokens"), 5);
+                prop_assert_eq!(u.get("output_tokens"), 12);
+                prop_assert!(u.problem.is_none());
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..16)) {
+                for dialect in [Dialect::OpenAi, Dialect::Anthropic] {
+                    let mut m = SseMeter::new(dialect);
+                    for c in &chunks {
+                        m.feed(c);
+                    }
+                    let _ = m.finish();
+                }
+            }
+        }
+    }
 }

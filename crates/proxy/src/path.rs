@@ -177,4 +177,59 @@ mod tests {
             assert!(normalize(p).is_err(), "{p} should be refused");
         }
     }
+
+    mod properties {
+        use super::super::normalize;
+        use proptest::prelude::*;
+
+        /// Paths made of the characters that matter here.
+        fn tricky_path() -> impl Strategy<Value = String> {
+            proptest::collection::vec(
+                prop_oneof![
+                    Just("/"),
+                    Just("."),
+                    Just(".."),
+                    Just("%2e"),
+                    Just("%2E"),
+                    Just("%2f"),
+                    Just("%5c"),
+                    Just("\\"),
+                    Just("a"),
+                    Just("b"),
+                    Just("%41"),
+                    Just("%"),
+                    Just("%zz"),
+                    Just("~"),
+                    Just("%00"),
+                ],
+                0..16,
+            )
+            .prop_map(|parts| format!("/{}", parts.concat()))
+        }
+
+        proptest! {
+            #[test]
+            fn normalising_twice_changes_nothing(p in tricky_path()) {
+                if let Ok(once) = normalize(&p) {
+                    prop_assert_eq!(normalize(&once), Ok(once.clone()));
+                }
+            }
+
+            #[test]
+            fn normal_paths_hold_no_dot_segments_or_backslashes(p in tricky_path()) {
+                if let Ok(n) = normalize(&p) {
+                    prop_assert!(n.starts_with('/'));
+                    prop_assert!(!n.contains("//"), "{}", n);
+                    prop_assert!(!n.contains('\\'));
+                    let lower = n.to_ascii_lowercase().replace("%2f", "/");
+                    prop_assert!(!lower.split('/').any(|s| s == "." || s == ".."), "{} from {}", n, p);
+                }
+            }
+
+            #[test]
+            fn any_bytes_never_panic(p in "\\PC{0,64}") {
+                let _ = normalize(&p);
+            }
+        }
+    }
 }
