@@ -15,10 +15,12 @@
 mod anthropic;
 mod json;
 mod openai;
+pub mod price;
 mod sse;
 mod usage;
 
 pub use json::JsonPointerUnit;
+pub use price::{Priced, Pricing};
 pub use usage::Usage;
 
 /// How a service's responses are metered.
