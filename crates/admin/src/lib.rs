@@ -142,7 +142,7 @@ mod tests {
     #[tokio::test]
     async fn metrics_in_prometheus_text() {
         let s = state(true);
-        s.metrics.service("svc").observe(200, 0.01, None);
+        s.metrics.service("svc", &[]).observe(200, 0.01, None);
         let (status, body) = get(s, "/metrics").await;
         assert_eq!(status, StatusCode::OK);
         assert!(

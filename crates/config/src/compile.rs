@@ -346,6 +346,9 @@ impl Cx<'_> {
             health_check: r.health_check.as_ref().map(|h| self.health_check(h)),
             upstream_auth: r.upstream_auth.as_ref().and_then(|a| self.upstream_auth(a)),
             strip_headers: self.header_names(r.strip_headers.as_ref()),
+            meter: self.meter(r),
+            pricing: self.pricing(r.price.as_ref()),
+            unpriced: self.unpriced(r.unpriced.as_ref()),
             name,
         }
     }
@@ -541,6 +544,8 @@ fn parse_upstream(url: &str) -> Result<Upstream, String> {
 
 #[path = "compile_auth.rs"]
 mod auth;
+#[path = "compile_price.rs"]
+mod price;
 
 #[cfg(test)]
 #[path = "compile_tests.rs"]

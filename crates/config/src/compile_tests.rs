@@ -271,3 +271,78 @@ fn redacts_url_passwords() {
     );
     assert_eq!(redact_url("redis://:p@ss@cache"), "redis://:***@cache");
 }
+
+#[test]
+fn meters_and_prices() {
+    let text = r#"
+[[service]]
+name = "imagegen"
+route = { prefix = "/img" }
+upstreams = ["http://127.0.0.1:1"]
+meter = "json"
+unpriced = "reject"
+[service.price]
+per_request = "0.0005"
+units = [{ name = "image", price = "0.04", from = "/data/#len" }]
+
+[[service]]
+name = "chat"
+route = { prefix = "/chat" }
+upstreams = ["http://127.0.0.1:1"]
+meter = "openai"
+[service.price.models."gpt-4o-mini"]
+input_tokens = "0.15/1M"
+output_tokens = "0.60/1M"
+"#;
+    let c = load(text).unwrap();
+    let img = &c.services[0];
+    assert_eq!(
+        img.meter,
+        crate::MeterSpec::Json(vec![crate::JsonPointerUnit {
+            unit: "image".into(),
+            pointer: "/data/#len".into()
+        }])
+    );
+    assert_eq!(img.unpriced, crate::Unpriced::Reject);
+    assert_eq!(img.pricing.per_request.micros(), 500);
+    assert_eq!(c.services[1].meter, crate::MeterSpec::OpenAi);
+    assert_eq!(c.services[1].unpriced, crate::Unpriced::Allow);
+    assert!(c.services[1].pricing.models.contains_key("gpt-4o-mini"));
+
+    for (from, to, needle) in [
+        (
+            "price = \"0.04\"",
+            "price = \"four cents\"",
+            "not a decimal amount",
+        ),
+        (
+            "from = \"/data/#len\"",
+            "from = \"data\"",
+            "needs from = \"/json/pointer\"",
+        ),
+        (
+            "meter = \"json\"",
+            "meter = \"magic\"",
+            "must be one of openai",
+        ),
+        (
+            "unpriced = \"reject\"",
+            "unpriced = \"maybe\"",
+            "must be \"reject\" or \"allow\"",
+        ),
+        (
+            "per_request = \"0.0005\"",
+            "per_request = \"0.0000001\"",
+            "more than 6 decimal places",
+        ),
+        (
+            "input_tokens = \"0.15/1M\"",
+            "input_tokens = \"0.15/1X\"",
+            "after '/'",
+        ),
+    ] {
+        let bad = text.replacen(from, to, 1);
+        let err = load(&bad).unwrap_err().to_string();
+        assert!(err.contains(needle), "{to}: {err}");
+    }
+}

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use blastdoor_meter::{JsonPointerUnit, MeterSpec, Pricing};
+
 /// A compiled, validated config file.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -153,6 +155,19 @@ pub struct Service {
     /// Caller headers removed before forwarding, besides `authorization`
     /// and `x-api-key` (always removed). Lower-case.
     pub strip_headers: Vec<String>,
+    /// How usage is read from responses.
+    pub meter: MeterSpec,
+    pub pricing: Pricing,
+    pub unpriced: Unpriced,
+}
+
+/// What to do with calls whose usage cannot be priced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unpriced {
+    /// Admit them, flagged in metrics and logs.
+    Allow,
+    /// Refuse a call whose request names a model without a price (402).
+    Reject,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

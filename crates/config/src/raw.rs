@@ -1,6 +1,8 @@
 //! The config file as written: serde structs that keep the source span of
 //! every value `compile` may complain about. Unknown keys are rejected.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -63,7 +65,27 @@ pub struct RawService {
     pub outlier: Option<RawOutlier>,
     pub health_check: Option<RawHealthCheck>,
     pub upstream_auth: Option<RawUpstreamAuth>,
+    pub meter: Option<S<String>>,
+    pub unpriced: Option<S<String>>,
+    pub price: Option<RawPrice>,
     pub strip_headers: Option<S<Vec<S<String>>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrice {
+    pub per_request: Option<S<String>>,
+    pub units: Option<Vec<RawUnitPrice>>,
+    pub models: Option<BTreeMap<String, BTreeMap<String, S<String>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUnitPrice {
+    pub name: S<String>,
+    pub price: S<String>,
+    /// `json` meter: a JSON pointer; `header` meter: `header:NAME`.
+    pub from: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -35,6 +35,31 @@ pub enum MeterSpec {
     Header(Vec<(String, String)>),
 }
 
+impl MeterSpec {
+    /// Every unit this meter can report.
+    pub fn units(&self) -> Vec<String> {
+        let fixed: &[&str] = match self {
+            MeterSpec::None => &[],
+            MeterSpec::OpenAi => &[
+                "input_tokens",
+                "cached_input_tokens",
+                "output_tokens",
+                "reasoning_tokens",
+                "images",
+            ],
+            MeterSpec::Anthropic => &[
+                "input_tokens",
+                "cached_input_tokens",
+                "cache_write_tokens",
+                "output_tokens",
+            ],
+            MeterSpec::Json(units) => return units.iter().map(|u| u.unit.clone()).collect(),
+            MeterSpec::Header(units) => return units.iter().map(|(u, _)| u.clone()).collect(),
+        };
+        fixed.iter().map(|u| u.to_string()).collect()
+    }
+}
+
 /// Largest response body a meter keeps to parse at the end (a JSON body);
 /// past it the usage is reported as unreadable, never guessed.
 pub const MAX_BUFFERED_BODY: usize = 64 * 1024 * 1024;

@@ -13,6 +13,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use blastdoor_meter::Meter;
+
 use crate::ctx::RequestCtx;
 use crate::settle::Settler;
 
@@ -103,6 +105,8 @@ pub struct ResponseBody {
     inner: Inner,
     bytes_out: u64,
     settler: Option<(Settler, Box<RequestCtx>)>,
+    /// Reads usage from the frames as they pass.
+    meter: Option<Meter>,
 }
 
 enum Inner {
@@ -124,29 +128,28 @@ impl ResponseBody {
             inner: Inner::Full(Some(bytes)),
             bytes_out: 0,
             settler: Some((settler, ctx)),
+            meter: None,
         }
     }
 
-    pub fn upstream(body: Incoming, settler: Settler, ctx: Box<RequestCtx>) -> Self {
+    pub fn upstream(
+        body: Incoming,
+        settler: Settler,
+        ctx: Box<RequestCtx>,
+        meter: Option<Meter>,
+    ) -> Self {
         ResponseBody {
             inner: Inner::Upstream(body),
             bytes_out: 0,
             settler: Some((settler, ctx)),
-        }
-    }
-
-    /// A body that settles nothing (admin and internal responses).
-    pub fn plain(bytes: Bytes) -> Self {
-        ResponseBody {
-            inner: Inner::Full(Some(bytes)),
-            bytes_out: 0,
-            settler: None,
+            meter,
         }
     }
 
     fn settle(&mut self, complete: bool) {
         if let Some((settler, ctx)) = self.settler.take() {
-            settler.settle(*ctx, self.bytes_out, complete);
+            let usage = self.meter.take().map(Meter::finish);
+            settler.settle(*ctx, self.bytes_out, complete, usage);
         }
     }
 }
@@ -166,7 +169,14 @@ impl Body for ResponseBody {
                 .map(|r| r.map_err(|e| Box::new(e) as BoxError)),
         };
         match &frame {
-            Some(Ok(f)) => this.bytes_out += f.data_ref().map_or(0, |d| d.len() as u64),
+            Some(Ok(f)) => {
+                if let Some(data) = f.data_ref() {
+                    this.bytes_out += data.len() as u64;
+                    if let Some(meter) = &mut this.meter {
+                        meter.feed(data);
+                    }
+                }
+            }
             Some(Err(_)) => this.settle(false),
             None => this.settle(true),
         }

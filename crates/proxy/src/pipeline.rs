@@ -19,6 +19,9 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
+use blastdoor_config::Unpriced;
+use blastdoor_meter::{Meter, MeterSpec};
+
 use crate::body::{RequestBody, ResponseBody};
 use crate::client::Clients;
 use crate::ctx::RequestCtx;
@@ -72,6 +75,7 @@ async fn run(
     authenticate::authenticate(gw, &svc, ctx, &parts.headers)?;
     admit(&svc, ctx)?;
     let body = read_body(&svc, ctx, parts, body).await?;
+    admit_unpriced(&svc, &body)?;
     let client_upgrade = parts.extensions.remove::<OnUpgrade>();
     let (outgoing, wants_upgrade) = prepare(ctx, parts, &svc);
     let mut resp = forward::forward(clients, &svc, ctx, outgoing, body).await?;
@@ -150,6 +154,31 @@ fn admit(svc: &Arc<ServiceRuntime>, ctx: &mut RequestCtx) -> Result<(), GatewayE
             )
             .retry_after(1))
         }
+    }
+}
+
+/// With `unpriced = "reject"`, a request naming a model the price table
+/// lacks is refused before it costs anything. Only bodies read whole can
+/// be checked; a streamed one is admitted and flagged if its usage cannot
+/// be priced.
+fn admit_unpriced(svc: &ServiceRuntime, body: &RequestBody) -> Result<(), GatewayError> {
+    let pricing = &svc.config.pricing;
+    if svc.config.unpriced != Unpriced::Reject || pricing.models.is_empty() {
+        return Ok(());
+    }
+    let RequestBody::Buffered(Some(bytes)) = body else {
+        return Ok(());
+    };
+    let requested = serde_json::from_slice::<serde_json::Value>(bytes).ok();
+    match requested.as_ref().and_then(|v| v["model"].as_str()) {
+        Some(model) if !pricing.models.contains_key(model) => Err(GatewayError::new(
+            ErrorCode::Unpriced,
+            format!(
+                "model {model:?} has no price on service {}, which refuses calls it cannot price",
+                svc.config.name
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -277,7 +306,11 @@ fn respond(
                 );
                 head.headers.insert(http::header::UPGRADE, v);
             }
-            Response::from_parts(head, ResponseBody::upstream(body, gw.settler.clone(), ctx))
+            let meter = start_meter(&ctx, &head);
+            Response::from_parts(
+                head,
+                ResponseBody::upstream(body, gw.settler.clone(), ctx, meter),
+            )
         }
         Err(err) => {
             ctx.status = err.status().as_u16();
@@ -291,4 +324,21 @@ fn respond(
         resp.headers_mut().insert(&X_REQUEST_ID, id);
     }
     resp
+}
+
+/// A meter for a successful response of a metered service. Error answers
+/// carry no usage and cost nothing.
+fn start_meter(ctx: &RequestCtx, head: &http::response::Parts) -> Option<Meter> {
+    let svc = ctx.service.as_ref()?;
+    if svc.config.meter == MeterSpec::None || !head.status.is_success() {
+        return None;
+    }
+    let content_type = head
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    Some(Meter::start(&svc.config.meter, content_type, |name| {
+        head.headers.get(name).and_then(|v| v.to_str().ok())
+    }))
 }

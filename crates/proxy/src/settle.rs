@@ -2,12 +2,16 @@
 //! record the request in metrics and the access log. Runs exactly once per
 //! request, from the response body's end or drop.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use blastdoor_meter::{Priced, Usage};
 
 use blastdoor_telemetry::metrics::NO_SERVICE;
 use blastdoor_telemetry::{AccessLog, AccessRecord, Metrics, ServiceMetrics};
 
 use crate::ctx::RequestCtx;
+use crate::snapshot::ServiceRuntime;
 
 /// Shared by all requests; cheap to clone.
 #[derive(Clone, Debug)]
@@ -19,16 +23,50 @@ pub struct Settler {
 struct SettleShared {
     access_log: AccessLog,
     unrouted: Arc<ServiceMetrics>,
+    /// Reasons already logged; only touched when something is unpriced.
+    unpriced_seen: Mutex<HashSet<String>>,
 }
+
+/// Distinct unpriced reasons logged before the log stays quiet.
+const MAX_UNPRICED_REASONS: usize = 1000;
 
 impl Settler {
     pub fn new(metrics: &Metrics, access_log: AccessLog) -> Self {
         Settler {
             shared: Arc::new(SettleShared {
                 access_log,
-                unrouted: metrics.service(NO_SERVICE),
+                unrouted: metrics.service(NO_SERVICE, &[]),
+                unpriced_seen: Mutex::new(HashSet::new()),
             }),
         }
+    }
+
+    /// Prices usage and records it in the service's metrics; says once per
+    /// reason (a model without a price, say) what could not be priced.
+    fn price(&self, svc: &ServiceRuntime, usage: &Usage) -> Priced {
+        let priced = svc.config.pricing.price(usage);
+        let m = &svc.metrics;
+        m.cost.inc_by(priced.cost.micros() as f64 / 1_000_000.0);
+        for (unit, n) in &usage.units {
+            if let Some(counter) = m.units.get(unit) {
+                counter.inc_by(*n);
+            }
+        }
+        if !priced.unpriced.is_empty() {
+            m.unpriced.inc();
+            let mut seen = self
+                .shared
+                .unpriced_seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for reason in &priced.unpriced {
+                let key = format!("{}: {reason}", svc.config.name);
+                if seen.len() < MAX_UNPRICED_REASONS && seen.insert(key) {
+                    tracing::warn!(service = %svc.config.name, %reason, "usage could not be priced (flagged, not counted as free)");
+                }
+            }
+        }
+        priced
     }
 
     /// Called when a request arrives; `settle` ends it.
@@ -36,8 +74,12 @@ impl Settler {
         self.shared.unrouted.in_flight.inc();
     }
 
-    pub fn settle(&self, ctx: RequestCtx, bytes_out: u64, complete: bool) {
+    pub fn settle(&self, ctx: RequestCtx, bytes_out: u64, complete: bool, usage: Option<Usage>) {
         let total = ctx.started.elapsed();
+        let priced = match (&ctx.service, &usage) {
+            (Some(svc), Some(usage)) => Some(self.price(svc, usage)),
+            _ => None,
+        };
         let metrics = ctx
             .service
             .as_ref()
@@ -61,7 +103,16 @@ impl Settler {
             .upstream
             .as_ref()
             .map(|u| u.endpoint().upstream.url.as_str());
+        let usage = usage.as_ref();
+        let cost = priced.as_ref().map(|p| p.cost.to_string());
         self.shared.access_log.write(&AccessRecord {
+            model: usage.and_then(|u| u.model.as_deref()),
+            units: usage.map(|u| &u.units),
+            cost_usd: cost.as_deref(),
+            unpriced: priced
+                .as_ref()
+                .and_then(|p| p.unpriced.first())
+                .map(String::as_str),
             request_id: &ctx.request_id,
             trace_id: &ctx.trace.trace_id_hex(),
             client: ctx.client.ip().to_string(),

@@ -82,7 +82,7 @@ impl Snapshot {
                 .map_or_else(|| Arc::new(AtomicUsize::new(0)), |a| Arc::clone(a));
             services.push(Arc::new(ServiceRuntime {
                 endpoints,
-                metrics: metrics.service(&svc.name),
+                metrics: metrics.service(&svc.name, &svc.meter.units()),
                 retry_budget: RetryBudget::new(
                     svc.retries.budget_ratio,
                     svc.retries.min_per_second,

@@ -38,6 +38,17 @@ pub struct AccessRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream: Option<&'a str>,
     pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<&'a str>,
+    /// Units read from the response by the service's meter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub units: Option<&'a std::collections::BTreeMap<String, u64>>,
+    /// Decimal dollars, exact to the micro-dollar.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<&'a str>,
+    /// Why the usage could not be fully priced, if it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unpriced: Option<&'a str>,
 }
 
 #[derive(Serialize)]

@@ -5,7 +5,9 @@
 //! raw request data. Handles are resolved once per service when a config
 //! snapshot is built, so the request path only touches atomics.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -27,6 +29,12 @@ struct RequestLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServiceLabels {
     service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UnitLabels {
+    service: String,
+    unit: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -63,6 +71,9 @@ pub struct Metrics {
     rejected_overload: Family<ServiceLabels, Counter>,
     in_flight: Gauge,
     reloads: Family<ResultLabels, Counter>,
+    cost: Family<ServiceLabels, Counter<f64, AtomicU64>>,
+    units: Family<UnitLabels, Counter>,
+    unpriced: Family<ServiceLabels, Counter>,
     /// API keys in this node's cache.
     pub api_keys: Gauge,
     /// Store queries made by this process (refreshed when scraped).
@@ -141,6 +152,24 @@ impl Metrics {
             "Config reload attempts, by result",
             reloads.clone(),
         );
+        let cost = Family::<ServiceLabels, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "blastdoor_cost_usd",
+            "Cost of metered responses in US dollars (the ledger is exact; this is for graphs)",
+            cost.clone(),
+        );
+        let units = Family::<UnitLabels, Counter>::default();
+        registry.register(
+            "blastdoor_units",
+            "Units consumed (tokens, images, ...) read from responses",
+            units.clone(),
+        );
+        let unpriced = Family::<ServiceLabels, Counter>::default();
+        registry.register(
+            "blastdoor_unpriced_requests",
+            "Metered responses whose usage could not be fully priced",
+            unpriced.clone(),
+        );
         let api_keys = Gauge::default();
         registry.register(
             "blastdoor_api_keys",
@@ -150,6 +179,9 @@ impl Metrics {
         let store_queries = Gauge::default();
         registry.register("blastdoor_store_queries", "Queries this process has sent to the store since it started (never on the request path)", store_queries.clone());
         Metrics {
+            cost,
+            units,
+            unpriced,
             api_keys,
             store_queries,
             registry,
@@ -175,7 +207,8 @@ impl Metrics {
     }
 
     /// Handles for one service, resolved once per config snapshot.
-    pub fn service(&self, service: &str) -> Arc<ServiceMetrics> {
+    /// Handles for one service; `units` are the units its meter can report.
+    pub fn service(&self, service: &str, units: &[String]) -> Arc<ServiceMetrics> {
         let by_class = |class| {
             self.requests
                 .get_or_create(&RequestLabels {
@@ -198,6 +231,18 @@ impl Metrics {
             duration: self.request_duration.get_or_create(&labels).clone(),
             overhead: self.overhead.get_or_create(&labels).clone(),
             retries: self.retries.get_or_create(&labels).clone(),
+            cost: self.cost.get_or_create(&labels).clone(),
+            unpriced: self.unpriced.get_or_create(&labels).clone(),
+            units: units
+                .iter()
+                .map(|u| {
+                    let labels = UnitLabels {
+                        service: service.to_string(),
+                        unit: u.clone(),
+                    };
+                    (u.clone(), self.units.get_or_create(&labels).clone())
+                })
+                .collect(),
             rejected_overload: self.rejected_overload.get_or_create(&labels).clone(),
             in_flight: self.in_flight.clone(),
         })
@@ -226,6 +271,10 @@ impl Metrics {
 #[derive(Debug)]
 pub struct ServiceMetrics {
     requests: [Counter; 5],
+    pub cost: Counter<f64, AtomicU64>,
+    pub unpriced: Counter,
+    /// Per unit the service's meter can report.
+    pub units: HashMap<String, Counter>,
     duration: Histogram,
     overhead: Histogram,
     pub retries: Counter,
@@ -260,7 +309,7 @@ mod tests {
     #[test]
     fn exposes_the_spec_metric_names() {
         let m = Metrics::new();
-        let svc = m.service("imagegen");
+        let svc = m.service("imagegen", &["image".to_string()]);
         svc.observe(200, 0.002, Some(0.0001));
         svc.observe(503, 0.5, None);
         let up = m.upstream("imagegen", "http://127.0.0.1:7001");

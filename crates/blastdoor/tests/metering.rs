@@ -1,0 +1,156 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+//! End-to-end: usage read from real responses (whole and streamed), priced,
+//! and never silently free.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use http::StatusCode;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+
+/// An OpenAI-shaped upstream: JSON or SSE, echoing the requested model.
+async fn openai_upstream() -> MockUpstream {
+    MockUpstream::start(|req: http::Request<hyper::body::Incoming>| async move {
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let model = v["model"].as_str().unwrap_or("gpt-4o-mini").to_string();
+        let usage = json!({"prompt_tokens": 1000, "completion_tokens": 500, "prompt_tokens_details": {"cached_tokens": 200}});
+        if v["stream"] == true {
+            let (tx, body) = channel_body();
+            tokio::spawn(async move {
+                let first = json!({"model": model, "choices": [{"delta": {"content": "hi"}}]});
+                let last = json!({"model": model, "choices": [{"delta": {}, "finish_reason": "stop"}], "usage": usage});
+                for event in [format!("data: {first}\n\n"), format!("data: {last}\n\n"), "data: [DONE]\n\n".to_string()] {
+                    tx.send(Bytes::from(event)).await.unwrap();
+                }
+            });
+            return http::Response::builder().header("content-type", "text/event-stream").body(body).unwrap();
+        }
+        json(StatusCode::OK, &json!({"model": model, "choices": [], "usage": usage}))
+    })
+    .await
+}
+
+const PRICES: &str = r#"meter = "openai"
+[service.price]
+per_request = "0.001"
+[service.price.models."gpt-4o-mini"]
+input_tokens = "0.15/1M"
+cached_input_tokens = "0.075/1M"
+output_tokens = "0.60/1M"
+"#;
+
+async fn access_lines(gw: &GatewayProcess, n: usize) -> Vec<Value> {
+    let start = std::time::Instant::now();
+    loop {
+        let lines: Vec<Value> = gw
+            .stdout()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        if lines.len() >= n || start.elapsed() > blastdoor_testkit::WAIT {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_and_streamed_responses_are_priced() {
+    let up = openai_upstream().await;
+    let gw = start(
+        &[
+            service("chat", "/chat", &[up.url()], PRICES),
+            service(
+                "strict",
+                "/strict",
+                &[up.url()],
+                &PRICES.replace(
+                    "meter = \"openai\"",
+                    "meter = \"openai\"\nunpriced = \"reject\"",
+                ),
+            ),
+        ]
+        .concat(),
+    );
+    let c = Client::http1();
+    let r = c
+        .post(
+            &gw.url("/chat/v1/chat/completions"),
+            r#"{"model":"gpt-4o-mini","messages":[]}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = c
+        .post(
+            &gw.url("/chat/v1/chat/completions"),
+            r#"{"model":"gpt-4o-mini","stream":true,"messages":[]}"#,
+        )
+        .await;
+    assert!(r.text().contains("[DONE]"));
+    let r = c
+        .post(
+            &gw.url("/chat/v1/chat/completions"),
+            r#"{"model":"gpt-9-preview","messages":[]}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "allow: admitted, flagged");
+    let r = c
+        .post(
+            &gw.url("/strict/v1/chat/completions"),
+            r#"{"model":"gpt-9-preview","messages":[]}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED);
+    assert!(
+        r.problem("unpriced")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("gpt-9-preview")
+    );
+    assert_eq!(up.hits(), 3, "the refused call never reached the upstream");
+
+    let lines = access_lines(&gw, 4).await;
+    // 0.001 + 800 x 0.15/1M + 200 x 0.075/1M + 500 x 0.60/1M = 0.001435
+    for (i, line) in lines[..2].iter().enumerate() {
+        assert_eq!(line["cost_usd"], "0.001435", "line {i}: {line}");
+        assert_eq!(line["units"]["input_tokens"], 800);
+        assert_eq!(line["units"]["cached_input_tokens"], 200);
+        assert_eq!(line["units"]["output_tokens"], 500);
+        assert_eq!(line["model"], "gpt-4o-mini");
+        assert!(line.get("unpriced").is_none());
+    }
+    assert!(
+        lines[2]["unpriced"]
+            .as_str()
+            .unwrap()
+            .contains("gpt-9-preview"),
+        "{}",
+        lines[2]
+    );
+    assert_eq!(
+        lines[2]["cost_usd"], "0.001",
+        "only what is known is charged, and the line says what is missing"
+    );
+    assert_eq!(lines[3]["error"], "unpriced");
+
+    let metrics = c.get(&gw.admin_url("/metrics")).await.text();
+    for needle in [
+        "blastdoor_units_total{service=\"chat\",unit=\"output_tokens\"} 1500",
+        "blastdoor_unpriced_requests_total{service=\"chat\"} 1",
+    ] {
+        assert!(metrics.contains(needle), "missing {needle}:\n{metrics}");
+    }
+    let cost: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("blastdoor_cost_usd_total{service=\"chat\"} "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((cost - 0.00387).abs() < 1e-9, "{cost}");
+    assert!(gw.stderr().contains("usage could not be priced"));
+}
