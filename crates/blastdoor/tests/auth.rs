@@ -64,6 +64,11 @@ fn with_key(url: &str, header: &str, value: &str) -> Request<Full<Bytes>> {
         .unwrap()
 }
 
+/// GET `url` with `Authorization: <authorization>` (a "Bearer ..." value).
+async fn bearer_get(c: &Client, url: &str, authorization: &str) -> Reply {
+    c.send(with_key(url, "authorization", authorization)).await
+}
+
 fn key_id(key: &str) -> &str {
     &key[3..15]
 }
@@ -90,10 +95,7 @@ async fn key_life_cycle_through_the_cli() {
 
     // The new key reaches the running gateway through the store.
     eventually("the key is accepted", async || {
-        c.send(with_key(&gw.url("/img/x"), "authorization", &bearer))
-            .await
-            .status
-            == StatusCode::OK
+        bearer_get(&c, &gw.url("/img/x"), &bearer).await.status == StatusCode::OK
     })
     .await;
     let r = c
@@ -136,20 +138,14 @@ async fn key_life_cycle_through_the_cli() {
         c.get(&gw.url("/img/x")).await.status,
         StatusCode::UNAUTHORIZED
     );
-    c.send(with_key(
-        &gw.url("/img/x"),
-        "authorization",
-        "Bearer nonsense",
-    ))
-    .await
-    .problem("unauthorized");
-    let stranger = format!("Bearer bd_{}", "A".repeat(44));
-    c.send(with_key(&gw.url("/img/x"), "authorization", &stranger))
+    bearer_get(&c, &gw.url("/img/x"), "Bearer nonsense")
         .await
         .problem("unauthorized");
-    let r = c
-        .send(with_key(&gw.url("/chat/x"), "authorization", &bearer))
-        .await;
+    let stranger = format!("Bearer bd_{}", "A".repeat(44));
+    bearer_get(&c, &gw.url("/img/x"), &stranger)
+        .await
+        .problem("unauthorized");
+    let r = bearer_get(&c, &gw.url("/chat/x"), &bearer).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     r.problem("forbidden");
     assert_eq!(c.get(&gw.url("/open/x")).await.status, StatusCode::OK);
@@ -182,31 +178,21 @@ async fn key_life_cycle_through_the_cli() {
     assert_eq!(key_id(&rotated), key_id(&key));
     let new_bearer = format!("Bearer {rotated}");
     eventually("the new secret is accepted", async || {
-        c.send(with_key(&gw.url("/img/x"), "authorization", &new_bearer))
-            .await
-            .status
-            == StatusCode::OK
+        bearer_get(&c, &gw.url("/img/x"), &new_bearer).await.status == StatusCode::OK
     })
     .await;
     assert_eq!(
-        c.send(with_key(&gw.url("/img/x"), "authorization", &bearer))
-            .await
-            .status,
+        bearer_get(&c, &gw.url("/img/x"), &bearer).await.status,
         StatusCode::OK
     );
 
     // Revocation reaches the running gateway within the sync interval.
     keys(&gw, &["revoke", key_id(&key)]);
     eventually("the revoked key is refused", async || {
-        c.send(with_key(&gw.url("/img/x"), "authorization", &new_bearer))
-            .await
-            .status
-            == StatusCode::UNAUTHORIZED
+        bearer_get(&c, &gw.url("/img/x"), &new_bearer).await.status == StatusCode::UNAUTHORIZED
     })
     .await;
-    let r = c
-        .send(with_key(&gw.url("/img/x"), "authorization", &new_bearer))
-        .await;
+    let r = bearer_get(&c, &gw.url("/img/x"), &new_bearer).await;
     assert!(
         r.problem("unauthorized")["detail"]
             .as_str()
@@ -230,22 +216,14 @@ async fn keys_expire() {
     let key = keys(&gw, &["create", "--name", "short-lived", "--expires", "1s"]);
     let bearer = format!("Bearer {key}");
     eventually("the key works", async || {
-        c.send(with_key(&gw.url("/chat/x"), "authorization", &bearer))
-            .await
-            .status
-            == StatusCode::OK
+        bearer_get(&c, &gw.url("/chat/x"), &bearer).await.status == StatusCode::OK
     })
     .await;
     eventually("the key expires", async || {
-        c.send(with_key(&gw.url("/chat/x"), "authorization", &bearer))
-            .await
-            .status
-            == StatusCode::UNAUTHORIZED
+        bearer_get(&c, &gw.url("/chat/x"), &bearer).await.status == StatusCode::UNAUTHORIZED
     })
     .await;
-    let r = c
-        .send(with_key(&gw.url("/chat/x"), "authorization", &bearer))
-        .await;
+    let r = bearer_get(&c, &gw.url("/chat/x"), &bearer).await;
     assert!(
         r.problem("unauthorized")["detail"]
             .as_str()
@@ -273,11 +251,7 @@ async fn repeated_failures_are_slowed_down() {
     let mut statuses = Vec::new();
     for i in 0..25 {
         let guess = format!("Bearer bd_{}{:032}", "B".repeat(12), i);
-        statuses.push(
-            c.send(with_key(&gw.url("/chat/x"), "authorization", &guess))
-                .await
-                .status,
-        );
+        statuses.push(bearer_get(&c, &gw.url("/chat/x"), &guess).await.status);
     }
     assert!(
         statuses[..20]
@@ -285,9 +259,7 @@ async fn repeated_failures_are_slowed_down() {
             .all(|s| *s == StatusCode::UNAUTHORIZED),
         "{statuses:?}"
     );
-    let r = c
-        .send(with_key(&gw.url("/chat/x"), "authorization", &bearer))
-        .await;
+    let r = bearer_get(&c, &gw.url("/chat/x"), &bearer).await;
     assert_eq!(
         r.status,
         StatusCode::TOO_MANY_REQUESTS,
@@ -333,9 +305,7 @@ async fn a_key_revoked_through_the_admin_api_is_refused_at_once_under_load() {
     let id = created.json()["id"].as_str().unwrap().to_string();
     let bearer = format!("Bearer {key}");
     assert_eq!(
-        c.send(with_key(&gw.url("/img/x"), "authorization", &bearer))
-            .await
-            .status,
+        bearer_get(&c, &gw.url("/img/x"), &bearer).await.status,
         StatusCode::OK,
         "usable at once"
     );
@@ -364,9 +334,7 @@ async fn a_key_revoked_through_the_admin_api_is_refused_at_once_under_load() {
         .await;
     assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text());
     for _ in 0..20 {
-        let r = c
-            .send(with_key(&gw.url("/img/x"), "authorization", &bearer))
-            .await;
+        let r = bearer_get(&c, &gw.url("/img/x"), &bearer).await;
         assert_eq!(
             r.status,
             StatusCode::UNAUTHORIZED,
@@ -424,9 +392,7 @@ async fn checking_keys_never_queries_the_store() {
     let before = queries(&c.get(&gw.admin_url("/metrics")).await.text());
     let bearer = format!("Bearer {key}");
     for _ in 0..200 {
-        let r = c
-            .send(with_key(&gw.url("/chat/x"), "authorization", &bearer))
-            .await;
+        let r = bearer_get(&c, &gw.url("/chat/x"), &bearer).await;
         assert_eq!(r.status, StatusCode::OK);
     }
     let after = queries(&c.get(&gw.admin_url("/metrics")).await.text());
@@ -561,11 +527,7 @@ algorithms = ["ES256"]
     ))
     .await
     .problem("unauthorized");
-    c.send(with_key(
-        &gw.url("/chat/x"),
-        "authorization",
-        "Bearer not.a.jwt",
-    ))
-    .await
-    .problem("unauthorized");
+    bearer_get(&c, &gw.url("/chat/x"), "Bearer not.a.jwt")
+        .await
+        .problem("unauthorized");
 }

@@ -105,8 +105,9 @@ pub struct ResponseBody {
     inner: Inner,
     bytes_out: u64,
     settler: Option<(Settler, Box<RequestCtx>)>,
-    /// Reads usage from the frames as they pass.
-    meter: Option<Meter>,
+    /// Reads usage from the frames as they pass. Boxed: most services are
+    /// not metered, and the body is moved around on every request.
+    meter: Option<Box<Meter>>,
 }
 
 enum Inner {
@@ -136,7 +137,7 @@ impl ResponseBody {
         body: Incoming,
         settler: Settler,
         ctx: Box<RequestCtx>,
-        meter: Option<Meter>,
+        meter: Option<Box<Meter>>,
     ) -> Self {
         ResponseBody {
             inner: Inner::Upstream(body),
@@ -148,7 +149,7 @@ impl ResponseBody {
 
     fn settle(&mut self, complete: bool) {
         if let Some((settler, ctx)) = self.settler.take() {
-            let usage = self.meter.take().map(Meter::finish);
+            let usage = self.meter.take().map(|m| m.finish());
             settler.settle(*ctx, self.bytes_out, complete, usage);
         }
     }

@@ -328,7 +328,7 @@ fn respond(
 
 /// A meter for a successful response of a metered service. Error answers
 /// carry no usage and cost nothing.
-fn start_meter(ctx: &RequestCtx, head: &http::response::Parts) -> Option<Meter> {
+fn start_meter(ctx: &RequestCtx, head: &http::response::Parts) -> Option<Box<Meter>> {
     let svc = ctx.service.as_ref()?;
     if svc.config.meter == MeterSpec::None || !head.status.is_success() {
         return None;
@@ -338,7 +338,9 @@ fn start_meter(ctx: &RequestCtx, head: &http::response::Parts) -> Option<Meter> 
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    Some(Meter::start(&svc.config.meter, content_type, |name| {
-        head.headers.get(name).and_then(|v| v.to_str().ok())
-    }))
+    Some(Box::new(Meter::start(
+        &svc.config.meter,
+        content_type,
+        |name| head.headers.get(name).and_then(|v| v.to_str().ok()),
+    )))
 }
