@@ -96,13 +96,15 @@ impl Rejection {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 struct Entry {
     secret_hash: String,
     previous_hash: Option<String>,
     previous_until: Option<i64>,
     expires_at: Option<i64>,
     revoked: bool,
+    /// The record's change time: a record seen again is not re-applied.
+    updated_at: i64,
     caller: Arc<Caller>,
 }
 
@@ -114,6 +116,7 @@ impl From<&KeyRecord> for Entry {
             previous_until: r.previous_until,
             expires_at: r.expires_at,
             revoked: r.revoked_at.is_some(),
+            updated_at: r.updated_at,
             caller: Arc::new(Caller {
                 key_id: r.id.clone(),
                 consumer: r.name.clone(),
@@ -145,16 +148,27 @@ impl KeyCache {
         self.len() == 0
     }
 
-    /// Upserts records (by id); records older than the cached copy are
-    /// ignored.
+    /// Upserts records (by id). Records no newer than the cached copy are
+    /// skipped, and the map is only copied when something changed (syncs
+    /// look back a while and see the same records again).
     pub fn apply(&self, records: &[KeyRecord]) {
+        let current = self.entries.load();
+        // Same change time with other content: two changes in one millisecond.
+        let changed = |r: &&KeyRecord| {
+            current.get(&r.id).is_none_or(|e| {
+                r.updated_at > e.updated_at
+                    || (r.updated_at == e.updated_at && **e != Entry::from(*r))
+            })
+        };
+        let records: Vec<&KeyRecord> = records.iter().filter(changed).collect();
+        drop(current);
         if records.is_empty() {
             return;
         }
         self.entries.rcu(|current| {
             let mut next = HashMap::clone(current);
-            for r in records {
-                next.insert(r.id.clone(), Arc::new(Entry::from(r)));
+            for r in &records {
+                next.insert(r.id.clone(), Arc::new(Entry::from(*r)));
             }
             next
         });
@@ -306,5 +320,26 @@ mod tests {
             Err(Rejection::Revoked)
         );
         assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn seen_records_do_not_copy_the_map_but_same_millisecond_changes_apply() {
+        let cache = KeyCache::new();
+        let key = ApiKey::generate().unwrap();
+        let r = record(&key, 7);
+        cache.apply(std::slice::from_ref(&r));
+        let before = cache.entries.load_full();
+        cache.apply(std::slice::from_ref(&r));
+        assert!(
+            Arc::ptr_eq(&before, &cache.entries.load_full()),
+            "nothing changed, nothing copied"
+        );
+        let mut revoked = r.clone();
+        revoked.revoked_at = Some(7);
+        cache.apply(&[revoked]);
+        assert_eq!(
+            cache.authenticate(Some(&key.reveal()), 0),
+            Err(Rejection::Revoked)
+        );
     }
 }
