@@ -83,6 +83,12 @@ public = true
 route = {{ prefix = "/chat" }}
 upstreams = ["http://{chat}"]
 timeout = "60s"
+meter = "openai"
+[service.price]
+per_request = "0.0001"
+[service.price.models."sim-small"]
+input_tokens = "0.15/1M"
+output_tokens = "0.60/1M"
 "#
     )
 }
@@ -97,17 +103,18 @@ blastdoor demo is running.
   proxy   http://{p}
   admin   http://{a}   (/healthz, /readyz, /metrics)
 
-Behind the door: "chat", an OpenAI-shaped chat model simulator, at /chat.
+Behind the door: "chat", an OpenAI-shaped chat model simulator, at /chat. It is public
+(no key needed) and metered: each call's tokens and cost show in the access log below.
 
 Try:
   curl -s http://{p}/chat/v1/chat/completions -H 'content-type: application/json' \
     -d '{{"model":"sim-small","messages":[{{"role":"user","content":"hello door"}}]}}'
 
   curl -N http://{p}/chat/v1/chat/completions -H 'content-type: application/json' \
-    -d '{{"model":"sim-small","stream":true,"messages":[{{"role":"user","content":"stream please"}}]}}'
+    -d '{{"model":"sim-small","stream":true,"stream_options":{{"include_usage":true}},"messages":[{{"role":"user","content":"stream please"}}]}}'
 
   curl -i http://{p}/nowhere                      # a gateway error, as problem+json
-  curl -s http://{a}/metrics | grep blastdoor_requests_total
+  curl -s http://{a}/metrics | grep -E 'blastdoor_(requests|cost_usd|units)_total'
 
 Ctrl-C stops everything.
 "#
