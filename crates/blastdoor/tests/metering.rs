@@ -13,6 +13,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
 /// An OpenAI-shaped upstream: JSON or SSE, echoing the requested model.
+/// Like OpenAI, a stream reports usage only when asked to.
 async fn openai_upstream() -> MockUpstream {
     MockUpstream::start(|req: http::Request<hyper::body::Incoming>| async move {
         let body = req.into_body().collect().await.unwrap().to_bytes();
@@ -23,7 +24,10 @@ async fn openai_upstream() -> MockUpstream {
             let (tx, body) = channel_body();
             tokio::spawn(async move {
                 let first = json!({"model": model, "choices": [{"delta": {"content": "hi"}}]});
-                let last = json!({"model": model, "choices": [{"delta": {}, "finish_reason": "stop"}], "usage": usage});
+                let mut last = json!({"model": model, "choices": [{"delta": {}, "finish_reason": "stop"}]});
+                if v["stream_options"]["include_usage"] == true {
+                    last["usage"] = usage;
+                }
                 for event in [format!("data: {first}\n\n"), format!("data: {last}\n\n"), "data: [DONE]\n\n".to_string()] {
                     tx.send(Bytes::from(event)).await.unwrap();
                 }
@@ -153,4 +157,43 @@ async fn whole_and_streamed_responses_are_priced() {
         .unwrap();
     assert!((cost - 0.00387).abs() < 1e-9, "{cost}");
     assert!(gw.stderr().contains("usage could not be priced"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_are_asked_for_their_usage_unless_told_not_to() {
+    let up = openai_upstream().await;
+    let gw = start(
+        &[
+            service("asked", "/asked", &[up.url()], PRICES),
+            service(
+                "raw",
+                "/raw",
+                &[up.url()],
+                &PRICES.replace(
+                    "meter = \"openai\"",
+                    "meter = \"openai\"\ninclude_usage = false",
+                ),
+            ),
+        ]
+        .concat(),
+    );
+    let c = Client::http1();
+    let streamed = r#"{"model":"gpt-4o-mini","stream":true,"messages":[]}"#;
+    let r = c
+        .post(&gw.url("/asked/v1/chat/completions"), streamed)
+        .await;
+    assert!(
+        r.text().contains("\"usage\""),
+        "the caller sees the documented usage chunk: {}",
+        r.text()
+    );
+    c.post(&gw.url("/raw/v1/chat/completions"), streamed).await;
+    let lines = access_lines(&gw, 2).await;
+    assert_eq!(lines[0]["cost_usd"], "0.001435", "{}", lines[0]);
+    assert!(lines[0].get("unpriced").is_none());
+    assert!(
+        lines[1]["unpriced"].as_str().unwrap().contains("no usage"),
+        "{}",
+        lines[1]
+    );
 }

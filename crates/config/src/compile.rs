@@ -347,6 +347,7 @@ impl Cx<'_> {
             upstream_auth: r.upstream_auth.as_ref().and_then(|a| self.upstream_auth(a)),
             strip_headers: self.header_names(r.strip_headers.as_ref()),
             meter: self.meter(r),
+            include_usage: r.include_usage.unwrap_or(true),
             pricing: self.pricing(r.price.as_ref()),
             unpriced: self.unpriced(r.unpriced.as_ref()),
             name,

@@ -157,6 +157,9 @@ pub struct Service {
     pub strip_headers: Vec<String>,
     /// How usage is read from responses.
     pub meter: MeterSpec,
+    /// `openai` meter: add `stream_options.include_usage` to streamed
+    /// requests that did not ask, so streams report their usage.
+    pub include_usage: bool,
     pub pricing: Pricing,
     pub unpriced: Unpriced,
 }

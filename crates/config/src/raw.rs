@@ -66,6 +66,7 @@ pub struct RawService {
     pub health_check: Option<RawHealthCheck>,
     pub upstream_auth: Option<RawUpstreamAuth>,
     pub meter: Option<S<String>>,
+    pub include_usage: Option<bool>,
     pub unpriced: Option<S<String>>,
     pub price: Option<RawPrice>,
     pub strip_headers: Option<S<Vec<S<String>>>>,

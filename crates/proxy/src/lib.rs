@@ -20,6 +20,7 @@ pub mod route;
 pub mod server;
 pub mod settle;
 pub mod snapshot;
+pub mod stream_usage;
 pub mod tls;
 pub mod upgrade;
 

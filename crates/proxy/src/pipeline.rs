@@ -29,7 +29,7 @@ use crate::error::GatewayError;
 use crate::forward::{self, Outgoing};
 use crate::headers::{self, X_REQUEST_ID};
 use crate::snapshot::{ServiceRuntime, Snapshot};
-use crate::{Gateway, authenticate, framing, path, route, upgrade};
+use crate::{Gateway, authenticate, framing, path, route, stream_usage, upgrade};
 
 /// Bodies up to this size are read before forwarding so that a failed
 /// attempt can be retried on another host.
@@ -76,6 +76,11 @@ async fn run(
     admit(&svc, ctx)?;
     let body = read_body(&svc, ctx, parts, body).await?;
     admit_unpriced(&svc, &body)?;
+    let body = if svc.config.meter == MeterSpec::OpenAi && svc.config.include_usage {
+        stream_usage::ask_for_usage(&mut parts.headers, body)
+    } else {
+        body
+    };
     let client_upgrade = parts.extensions.remove::<OnUpgrade>();
     let (outgoing, wants_upgrade) = prepare(ctx, parts, &svc);
     let mut resp = forward::forward(clients, &svc, ctx, outgoing, body).await?;
