@@ -213,7 +213,7 @@ async fn keys_expire() {
     let up = MockUpstream::echo().await;
     let gw = start(&config(&up.url()));
     let c = Client::http1();
-    let key = keys(&gw, &["create", "--name", "short-lived", "--expires", "1s"]);
+    let key = keys(&gw, &["create", "--name", "short-lived", "--expires", "3s"]);
     let bearer = format!("Bearer {key}");
     eventually("the key works", async || {
         bearer_get(&c, &gw.url("/chat/x"), &bearer).await.status == StatusCode::OK

@@ -113,7 +113,7 @@ async fn the_retry_budget_caps_retries() {
 async fn outliers_are_ejected_and_come_back() {
     let bad = MockUpstream::start(status_upstream(StatusCode::INTERNAL_SERVER_ERROR)).await;
     let good = MockUpstream::echo().await;
-    let policy = "outlier = { consecutive_failures = 3, base_ejection_time = \"300ms\", max_ejected_percent = 50 }";
+    let policy = "outlier = { consecutive_failures = 3, base_ejection_time = \"1s\", max_ejected_percent = 50 }";
     let gw = start(&service("o", "/o", &[bad.url(), good.url()], policy));
     let c = Client::http1();
     for _ in 0..30 {
