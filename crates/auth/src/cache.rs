@@ -28,6 +28,15 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Whose per-caller limits apply: the key, or a token's consumer.
+    pub fn limit_key(&self) -> &str {
+        if self.key_id.starts_with("jwt:") {
+            &self.consumer
+        } else {
+            &self.key_id
+        }
+    }
+
     /// A caller vouched for by an identity provider: no key, no scope
     /// restriction beyond the service being non-public.
     pub fn from_token(issuer: &str, consumer: String, team: Option<String>) -> Caller {

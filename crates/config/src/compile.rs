@@ -343,6 +343,7 @@ impl Cx<'_> {
             max_request_body: self.size(&r.max_request_body, 10 * 1024 * 1024, "max_request_body"),
             retries: self.retries(r.retries.as_ref()),
             outlier: self.outlier(r.outlier.as_ref()),
+            rate_limit: self.rate_limit(r.rate_limit.as_ref()),
             health_check: r.health_check.as_ref().map(|h| self.health_check(h)),
             upstream_auth: r.upstream_auth.as_ref().and_then(|a| self.upstream_auth(a)),
             strip_headers: self.header_names(r.strip_headers.as_ref()),
@@ -418,6 +419,23 @@ impl Cx<'_> {
             budget_ratio,
             min_per_second: self.int(&r.min_per_second, 10, 0..100_001, "retries.min_per_second")
                 as u32,
+        }
+    }
+
+    fn rate_limit(&mut self, r: Option<&RawRateLimit>) -> RateLimit {
+        let Some(r) = r else {
+            return RateLimit::default();
+        };
+        let mut limit = |v: &Option<S<i64>>, what| {
+            v.as_ref()
+                .map(|_| self.int(v, 0, 1..10_000_001, what) as u32)
+        };
+        RateLimit {
+            requests_per_minute: limit(&r.requests_per_minute, "requests_per_minute"),
+            per_key_requests_per_minute: limit(
+                &r.per_key_requests_per_minute,
+                "per_key_requests_per_minute",
+            ),
         }
     }
 

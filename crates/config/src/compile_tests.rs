@@ -346,3 +346,21 @@ output_tokens = "0.60/1M"
         assert!(err.contains(needle), "{to}: {err}");
     }
 }
+
+#[test]
+fn rate_limits() {
+    let text = "[[service]]\nname = \"s\"\nroute = { prefix = \"/s\" }\nupstreams = [\"http://127.0.0.1:1\"]\nrate_limit = { requests_per_minute = 600, per_key_requests_per_minute = 60 }\n";
+    let c = load(text).unwrap();
+    assert_eq!(c.services[0].rate_limit.requests_per_minute, Some(600));
+    assert_eq!(
+        c.services[0].rate_limit.per_key_requests_per_minute,
+        Some(60)
+    );
+    let bad = text.replace("= 600", "= 0");
+    assert!(
+        load(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("requests_per_minute must be between")
+    );
+}

@@ -149,6 +149,7 @@ pub struct Service {
     pub max_request_body: u64,
     pub retries: Retries,
     pub outlier: Outlier,
+    pub rate_limit: RateLimit,
     pub health_check: Option<HealthCheck>,
     /// A credential the gateway adds towards the upstream.
     pub upstream_auth: Option<UpstreamAuth>,
@@ -207,6 +208,14 @@ pub struct Retries {
     pub budget_ratio: f64,
     /// Retries always allowed per second, whatever the ratio says.
     pub min_per_second: u32,
+}
+
+/// Requests per minute a service takes, in all and per caller (API key or
+/// token subject). None: no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests_per_minute: Option<u32>,
+    pub per_key_requests_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Clone)]

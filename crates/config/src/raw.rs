@@ -63,6 +63,7 @@ pub struct RawService {
     pub max_request_body: Option<S<String>>,
     pub retries: Option<RawRetries>,
     pub outlier: Option<RawOutlier>,
+    pub rate_limit: Option<RawRateLimit>,
     pub health_check: Option<RawHealthCheck>,
     pub upstream_auth: Option<RawUpstreamAuth>,
     pub meter: Option<S<String>>,
@@ -109,6 +110,13 @@ pub struct RawRetries {
     pub attempts: Option<S<i64>>,
     pub budget_ratio: Option<S<f64>>,
     pub min_per_second: Option<S<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    pub requests_per_minute: Option<S<i64>>,
+    pub per_key_requests_per_minute: Option<S<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::endpoint::InFlight;
 use crate::headers::TraceContext;
+use crate::rate_limit::Quota;
 use crate::snapshot::ServiceRuntime;
 
 /// Everything known about one request; owned by the pipeline, then by the
@@ -29,6 +30,8 @@ pub struct RequestCtx {
     pub service: Option<Arc<ServiceRuntime>>,
     /// Who is calling, once authenticated (None on public services).
     pub caller: Option<Arc<Caller>>,
+    /// The tightest rate limit that applied: (policy name, quota).
+    pub quota: Option<(&'static str, Quota)>,
     /// Held while the request is in flight, for the service's concurrency cap.
     pub admission: Option<Admission>,
     /// The upstream attempt whose response is being relayed.
@@ -67,6 +70,7 @@ impl RequestCtx {
             path,
             service: None,
             caller: None,
+            quota: None,
             admission: None,
             upstream: None,
             upstream_elapsed: None,

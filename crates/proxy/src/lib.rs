@@ -15,6 +15,7 @@ pub mod headers;
 pub mod health;
 pub mod path;
 pub mod pipeline;
+pub mod rate_limit;
 pub mod retry_budget;
 pub mod route;
 pub mod server;

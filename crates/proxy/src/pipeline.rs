@@ -28,6 +28,7 @@ use crate::ctx::RequestCtx;
 use crate::error::GatewayError;
 use crate::forward::{self, Outgoing};
 use crate::headers::{self, X_REQUEST_ID};
+use crate::rate_limit::Quota;
 use crate::snapshot::{ServiceRuntime, Snapshot};
 use crate::{Gateway, authenticate, framing, path, route, stream_usage, upgrade};
 
@@ -73,6 +74,7 @@ async fn run(
     accept(ctx, parts)?;
     let svc = resolve_route(snapshot, ctx, parts)?;
     authenticate::authenticate(gw, &svc, ctx, &parts.headers)?;
+    limit_rate(&svc, ctx)?;
     admit(&svc, ctx)?;
     let body = read_body(&svc, ctx, parts, body).await?;
     admit_unpriced(&svc, &body)?;
@@ -140,6 +142,46 @@ fn resolve_route(
         .ok_or_else(|| GatewayError::new(ErrorCode::Internal, "route table out of sync"))?;
     ctx.service = Some(Arc::clone(&svc));
     Ok(svc)
+}
+
+/// The service's requests-per-minute limits, overall and per caller. The
+/// tightest quota is kept for the `RateLimit` headers.
+fn limit_rate(svc: &ServiceRuntime, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
+    let checks = [
+        ("service", svc.limit_all.as_ref().map(|b| b.take())),
+        (
+            "caller",
+            svc.limit_per_caller
+                .as_ref()
+                .zip(ctx.caller.as_ref())
+                .map(|(p, c)| p.take(c.limit_key())),
+        ),
+    ];
+    for (policy, outcome) in checks {
+        match outcome {
+            Some(Ok(q))
+                if ctx
+                    .quota
+                    .is_none_or(|(_, tight)| q.remaining < tight.remaining) =>
+            {
+                ctx.quota = Some((policy, q));
+            }
+            None | Some(Ok(_)) => {}
+            Some(Err(q)) => {
+                ctx.quota = Some((policy, q));
+                let retry = u32::try_from(q.retry_after_secs.max(1)).unwrap_or(u32::MAX);
+                return Err(GatewayError::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "the {policy} limit of {} requests per minute on {} is reached",
+                        q.limit, svc.config.name
+                    ),
+                )
+                .retry_after(retry));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn admit(svc: &Arc<ServiceRuntime>, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
@@ -297,6 +339,7 @@ fn respond(
     result: Result<Response<Incoming>, GatewayError>,
 ) -> Response<ResponseBody> {
     let request_id = HeaderValue::from_str(&ctx.request_id).ok();
+    let quota = ctx.quota;
     let mut resp = match result {
         Ok(resp) => {
             let (mut head, body) = resp.into_parts();
@@ -328,7 +371,20 @@ fn respond(
     if let Some(id) = request_id {
         resp.headers_mut().insert(&X_REQUEST_ID, id);
     }
+    if let Some((policy, q)) = quota {
+        rate_limit_headers(resp.headers_mut(), policy, q);
+    }
     resp
+}
+
+/// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
+fn rate_limit_headers(h: &mut http::HeaderMap, policy: &str, q: Quota) {
+    let p = format!("\"{policy}\";q={};w=60", q.limit);
+    let r = format!("\"{policy}\";r={};t={}", q.remaining, q.reset_secs);
+    if let (Ok(p), Ok(r)) = (HeaderValue::try_from(p), HeaderValue::try_from(r)) {
+        h.insert("ratelimit-policy", p);
+        h.insert("ratelimit", r);
+    }
 }
 
 /// A meter for a successful response of a metered service. Error answers

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ctx::Admission;
 use crate::endpoint::Endpoint;
+use crate::rate_limit::{Bucket, PerCaller};
 use crate::retry_budget::RetryBudget;
 use crate::route::RouteTable;
 
@@ -33,6 +34,10 @@ pub struct ServiceRuntime {
     pub endpoints: Vec<Arc<Endpoint>>,
     pub metrics: Arc<ServiceMetrics>,
     pub retry_budget: RetryBudget,
+    /// Requests per minute for the whole service (this node).
+    pub limit_all: Option<Bucket>,
+    /// Requests per minute per caller (this node).
+    pub limit_per_caller: Option<PerCaller>,
     /// Requests admitted and not yet settled; shared across snapshots.
     admitted: Arc<AtomicUsize>,
 }
@@ -87,6 +92,14 @@ impl Snapshot {
                     svc.retries.budget_ratio,
                     svc.retries.min_per_second,
                 ),
+                limit_all: svc
+                    .rate_limit
+                    .requests_per_minute
+                    .map(|n| Bucket::new(n, tokio::time::Instant::now())),
+                limit_per_caller: svc
+                    .rate_limit
+                    .per_key_requests_per_minute
+                    .map(PerCaller::new),
                 admitted,
                 config: svc.clone(),
             }));
