@@ -32,7 +32,11 @@ async fn openai_upstream() -> MockUpstream {
                     tx.send(Bytes::from(event)).await.unwrap();
                 }
             });
-            return http::Response::builder().header("content-type", "text/event-stream").body(body).unwrap();
+            return http::Response::builder()
+                .header("content-type", "text/event-stream")
+                .header("x-blastdoor-cost-usd", "999")
+                .body(body)
+                .unwrap();
         }
         json(StatusCode::OK, &json!({"model": model, "choices": [], "usage": usage}))
     })
@@ -89,6 +93,11 @@ async fn whole_and_streamed_responses_are_priced() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.header("x-blastdoor-cost-usd"),
+        Some("0.001435"),
+        "a whole body is priced before it is sent"
+    );
     let r = c
         .post(
             &gw.url("/chat/v1/chat/completions"),
@@ -96,6 +105,11 @@ async fn whole_and_streamed_responses_are_priced() {
         )
         .await;
     assert!(r.text().contains("[DONE]"));
+    assert_eq!(
+        r.header("x-blastdoor-cost-usd"),
+        None,
+        "a stream's cost is known only at its end; an upstream cannot set it"
+    );
     let r = c
         .post(
             &gw.url("/chat/v1/chat/completions"),

@@ -119,6 +119,21 @@ impl Meter {
         }
     }
 
+    /// Whether usage is read from the whole body at once (so it can be
+    /// known before the response is sent on).
+    pub fn wants_whole_body(&self) -> bool {
+        matches!(self, Meter::Body { .. })
+    }
+
+    /// The usage, if it is already known (header meters, or a whole body
+    /// metered up front).
+    pub fn known(&self) -> Option<&Usage> {
+        match self {
+            Meter::Known(u) => Some(u),
+            _ => None,
+        }
+    }
+
     /// Feeds the next chunk of the response body.
     pub fn feed(&mut self, chunk: &[u8]) {
         match self {

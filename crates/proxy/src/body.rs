@@ -100,6 +100,13 @@ impl Body for RequestBody {
     }
 }
 
+/// An upstream response body as the pipeline hands it on.
+#[derive(Debug)]
+pub enum Relay {
+    Stream(Incoming),
+    Whole(Bytes),
+}
+
 /// The response relayed to the caller.
 pub struct ResponseBody {
     inner: Inner,
@@ -133,14 +140,20 @@ impl ResponseBody {
         }
     }
 
-    pub fn upstream(
-        body: Incoming,
+    /// An upstream response: streamed on as it arrives, or already read
+    /// whole (to meter it before the head is sent).
+    pub fn relay(
+        relay: Relay,
         settler: Settler,
         ctx: Box<RequestCtx>,
         meter: Option<Box<Meter>>,
     ) -> Self {
+        let inner = match relay {
+            Relay::Stream(body) => Inner::Upstream(body),
+            Relay::Whole(bytes) => Inner::Full(Some(bytes)),
+        };
         ResponseBody {
-            inner: Inner::Upstream(body),
+            inner,
             bytes_out: 0,
             settler: Some((settler, ctx)),
             meter,

@@ -19,6 +19,7 @@ pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 pub static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 pub static X_BLASTDOOR_CONSUMER: HeaderName = HeaderName::from_static("x-blastdoor-consumer");
 pub static X_BLASTDOOR_TEAM: HeaderName = HeaderName::from_static("x-blastdoor-team");
+pub static X_BLASTDOOR_COST_USD: HeaderName = HeaderName::from_static("x-blastdoor-cost-usd");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 static PROXY_AUTHORIZATION: HeaderName = HeaderName::from_static("proxy-authorization");

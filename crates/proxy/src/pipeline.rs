@@ -22,12 +22,12 @@ use hyper::upgrade::OnUpgrade;
 use blastdoor_config::Unpriced;
 use blastdoor_meter::{Meter, MeterSpec};
 
-use crate::body::{RequestBody, ResponseBody};
+use crate::body::{Relay, RequestBody, ResponseBody};
 use crate::client::Clients;
 use crate::ctx::RequestCtx;
 use crate::error::GatewayError;
 use crate::forward::{self, Outgoing};
-use crate::headers::{self, X_REQUEST_ID};
+use crate::headers::{self, X_BLASTDOOR_COST_USD, X_REQUEST_ID};
 use crate::rate_limit::Quota;
 use crate::snapshot::{ServiceRuntime, Snapshot};
 use crate::{Gateway, authenticate, framing, path, route, stream_usage, upgrade};
@@ -70,7 +70,7 @@ async fn run(
     ctx: &mut RequestCtx,
     parts: &mut Parts,
     body: Incoming,
-) -> Result<Response<Incoming>, GatewayError> {
+) -> Result<(Response<Relay>, Option<Box<Meter>>), GatewayError> {
     accept(ctx, parts)?;
     let svc = resolve_route(snapshot, ctx, parts)?;
     authenticate::authenticate(gw, &svc, ctx, &parts.headers)?;
@@ -95,7 +95,54 @@ async fn run(
             &mut resp,
         )?;
     }
-    Ok(resp)
+    let (head, body) = resp.into_parts();
+    let meter = start_meter(&svc, &head);
+    let (relay, meter) = meter_up_front(&svc, &head, body, meter).await?;
+    Ok((Response::from_parts(head, relay), meter))
+}
+
+/// A whole JSON body of known, bounded length is read and metered before
+/// the head is sent, so the response can carry its cost. Streams and
+/// bodies of unknown length pass through as they arrive and are metered
+/// on the way (their cost is in the access log).
+async fn meter_up_front(
+    svc: &ServiceRuntime,
+    head: &http::response::Parts,
+    body: Incoming,
+    meter: Option<Box<Meter>>,
+) -> Result<(Relay, Option<Box<Meter>>), GatewayError> {
+    let declared = head
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(mut meter) = meter else {
+        return Ok((Relay::Stream(body), None));
+    };
+    let bounded = declared.is_some_and(|len| len <= blastdoor_meter::MAX_BUFFERED_BODY as u64);
+    if !meter.wants_whole_body() || !bounded {
+        return Ok((Relay::Stream(body), Some(meter)));
+    }
+    let read = tokio::time::timeout(svc.config.timeout, body.collect()).await;
+    let bytes = match read {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) => {
+            return Err(GatewayError::new(
+                ErrorCode::UpstreamUnavailable,
+                "the upstream's response body broke off",
+            )
+            .with_cause(e));
+        }
+        Err(_) => {
+            return Err(GatewayError::new(
+                ErrorCode::UpstreamTimeout,
+                "the upstream's response body did not arrive in time",
+            ));
+        }
+    };
+    meter.feed(&bytes);
+    let usage = (*meter).finish();
+    Ok((Relay::Whole(bytes), Some(Box::new(Meter::Known(usage)))))
 }
 
 /// Request id and trace context first (every answer carries them), then
@@ -336,17 +383,19 @@ fn prepare(ctx: &RequestCtx, parts: &mut Parts, svc: &ServiceRuntime) -> (Outgoi
 fn respond(
     gw: &Gateway,
     mut ctx: Box<RequestCtx>,
-    result: Result<Response<Incoming>, GatewayError>,
+    result: Result<(Response<Relay>, Option<Box<Meter>>), GatewayError>,
 ) -> Response<ResponseBody> {
     let request_id = HeaderValue::from_str(&ctx.request_id).ok();
     let quota = ctx.quota;
     let mut resp = match result {
-        Ok(resp) => {
+        Ok((resp, meter)) => {
             let (mut head, body) = resp.into_parts();
             ctx.status = head.status.as_u16();
             let upgraded = head.status == StatusCode::SWITCHING_PROTOCOLS;
             let upgrade_value = head.headers.get(http::header::UPGRADE).cloned();
             headers::strip_hop_by_hop(&mut head.headers);
+            // The x-blastdoor-* namespace is the gateway's, both ways.
+            headers::strip_gateway_headers(&mut head.headers);
             if let (true, Some(v)) = (upgraded, upgrade_value) {
                 head.headers.insert(
                     http::header::CONNECTION,
@@ -354,10 +403,16 @@ fn respond(
                 );
                 head.headers.insert(http::header::UPGRADE, v);
             }
-            let meter = start_meter(&ctx, &head);
+            if let (Some(svc), Some(usage)) = (&ctx.service, meter.as_ref().and_then(|m| m.known()))
+            {
+                let cost = svc.config.pricing.price(usage).cost.to_string();
+                if let Ok(v) = HeaderValue::try_from(cost) {
+                    head.headers.insert(&X_BLASTDOOR_COST_USD, v);
+                }
+            }
             Response::from_parts(
                 head,
-                ResponseBody::upstream(body, gw.settler.clone(), ctx, meter),
+                ResponseBody::relay(body, gw.settler.clone(), ctx, meter),
             )
         }
         Err(err) => {
@@ -389,8 +444,7 @@ fn rate_limit_headers(h: &mut http::HeaderMap, policy: &str, q: Quota) {
 
 /// A meter for a successful response of a metered service. Error answers
 /// carry no usage and cost nothing.
-fn start_meter(ctx: &RequestCtx, head: &http::response::Parts) -> Option<Box<Meter>> {
-    let svc = ctx.service.as_ref()?;
+fn start_meter(svc: &ServiceRuntime, head: &http::response::Parts) -> Option<Box<Meter>> {
     if svc.config.meter == MeterSpec::None || !head.status.is_success() {
         return None;
     }
