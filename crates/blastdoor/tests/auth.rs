@@ -610,3 +610,54 @@ async fn requests_per_minute_per_service_and_per_key() {
     );
     assert_eq!(up.hits(), 6, "refused calls never reach the upstream");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_in_flight_per_key_are_capped() {
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let g = std::sync::Arc::clone(&gate);
+    let up = MockUpstream::start(move |_req| {
+        let g = std::sync::Arc::clone(&g);
+        async move {
+            let _permit = g.acquire().await.unwrap();
+            text(StatusCode::OK, "done")
+        }
+    })
+    .await;
+    let limits = config(&up.url()).replace(
+        "name = \"chat\"",
+        "name = \"chat\"\nrate_limit = { per_key_concurrency = 1 }",
+    );
+    let gw = start(&limits);
+    let c = Client::http1();
+    let a = format!("Bearer {}", keys(&gw, &["create", "--name", "a"]));
+    let b = format!("Bearer {}", keys(&gw, &["create", "--name", "b"]));
+    eventually("both keys are loaded", async || {
+        c.get(&gw.admin_url("/metrics"))
+            .await
+            .text()
+            .contains("blastdoor_api_keys 2")
+    })
+    .await;
+    let held = {
+        let (c, url, a) = (c.clone(), gw.url("/chat/x"), a.clone());
+        tokio::spawn(async move { bearer_get(&c, &url, &a).await })
+    };
+    eventually("the first call is in flight", async || up.hits() == 1).await;
+    let r = bearer_get(&c, &gw.url("/chat/x"), &a).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    r.problem("rate_limited");
+    let other = {
+        let (c, url, b) = (c.clone(), gw.url("/chat/x"), b.clone());
+        tokio::spawn(async move { bearer_get(&c, &url, &b).await })
+    };
+    eventually("b's call is in flight too", async || up.hits() == 2).await;
+    gate.add_permits(2);
+    assert_eq!(held.await.unwrap().status, StatusCode::OK);
+    assert_eq!(other.await.unwrap().status, StatusCode::OK);
+    gate.add_permits(1);
+    assert_eq!(
+        bearer_get(&c, &gw.url("/chat/x"), &a).await.status,
+        StatusCode::OK,
+        "the slot came back"
+    );
+}

@@ -436,6 +436,7 @@ impl Cx<'_> {
                 &r.per_key_requests_per_minute,
                 "per_key_requests_per_minute",
             ),
+            per_key_concurrency: limit(&r.per_key_concurrency, "per_key_concurrency"),
         }
     }
 

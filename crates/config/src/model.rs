@@ -216,6 +216,8 @@ pub struct Retries {
 pub struct RateLimit {
     pub requests_per_minute: Option<u32>,
     pub per_key_requests_per_minute: Option<u32>,
+    /// Requests one caller may have in flight at once.
+    pub per_key_concurrency: Option<u32>,
 }
 
 #[derive(Debug, Clone)]

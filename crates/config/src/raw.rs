@@ -117,6 +117,7 @@ pub struct RawRetries {
 pub struct RawRateLimit {
     pub requests_per_minute: Option<S<i64>>,
     pub per_key_requests_per_minute: Option<S<i64>>,
+    pub per_key_concurrency: Option<S<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::endpoint::InFlight;
 use crate::headers::TraceContext;
-use crate::rate_limit::Quota;
+use crate::rate_limit::{CallerSlot, Quota};
 use crate::snapshot::ServiceRuntime;
 
 /// Everything known about one request; owned by the pipeline, then by the
@@ -34,6 +34,8 @@ pub struct RequestCtx {
     pub quota: Option<(&'static str, Quota)>,
     /// Held while the request is in flight, for the service's concurrency cap.
     pub admission: Option<Admission>,
+    /// Held while the request is in flight, for the caller's concurrency cap.
+    pub caller_slot: Option<CallerSlot>,
     /// The upstream attempt whose response is being relayed.
     pub upstream: Option<InFlight>,
     /// Response-head latency of the relayed attempt.
@@ -72,6 +74,7 @@ impl RequestCtx {
             caller: None,
             quota: None,
             admission: None,
+            caller_slot: None,
             upstream: None,
             upstream_elapsed: None,
             upstream_total: Duration::ZERO,

@@ -228,6 +228,21 @@ fn limit_rate(svc: &ServiceRuntime, ctx: &mut RequestCtx) -> Result<(), GatewayE
             }
         }
     }
+    if let (Some(cap), Some(caller)) = (&svc.caller_concurrency, &ctx.caller) {
+        match cap.try_acquire(caller.limit_key()) {
+            Some(slot) => ctx.caller_slot = Some(slot),
+            None => {
+                return Err(GatewayError::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "the caller already has the most requests in flight that {} allows",
+                        svc.config.name
+                    ),
+                )
+                .retry_after(1));
+            }
+        }
+    }
     Ok(())
 }
 

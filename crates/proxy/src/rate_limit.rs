@@ -5,7 +5,7 @@
 //! that comes with budgets.)
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -101,9 +101,7 @@ impl PerCaller {
     }
 
     pub fn take(&self, caller: &str) -> Result<Quota, Quota> {
-        let shard = &self.shards[caller.bytes().fold(0usize, |h, b| {
-            h.wrapping_mul(31).wrapping_add(usize::from(b))
-        }) % SHARDS];
+        let shard = &self.shards[shard_of(caller)];
         let bucket = {
             let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
             if map.len() >= MAX_CALLERS_PER_SHARD && !map.contains_key(caller) {
@@ -116,6 +114,57 @@ impl PerCaller {
         };
         bucket.take()
     }
+}
+
+/// Requests in flight per caller, under a cap. A slot is released when
+/// its [`CallerSlot`] drops (when the request settles).
+#[derive(Debug)]
+pub struct CallerConcurrency {
+    limit: usize,
+    shards: [Mutex<HashMap<String, Arc<AtomicUsize>>>; SHARDS],
+}
+
+#[derive(Debug)]
+pub struct CallerSlot(Arc<AtomicUsize>);
+
+impl Drop for CallerSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+impl CallerConcurrency {
+    pub fn new(limit: u32) -> Self {
+        CallerConcurrency {
+            limit: limit as usize,
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// A slot for `caller`, or None at the cap.
+    pub fn try_acquire(&self, caller: &str) -> Option<CallerSlot> {
+        let counter = {
+            let mut map = self.shards[shard_of(caller)]
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if map.len() >= MAX_CALLERS_PER_SHARD && !map.contains_key(caller) {
+                map.retain(|_, c| c.load(Relaxed) > 0);
+            }
+            Arc::clone(map.entry(caller.to_string()).or_default())
+        };
+        let before = counter.fetch_add(1, Relaxed);
+        if before >= self.limit {
+            counter.fetch_sub(1, Relaxed);
+            return None;
+        }
+        Some(CallerSlot(counter))
+    }
+}
+
+fn shard_of(caller: &str) -> usize {
+    caller.bytes().fold(0usize, |h, b| {
+        h.wrapping_mul(31).wrapping_add(usize::from(b))
+    }) % SHARDS
 }
 
 #[cfg(test)]
@@ -149,5 +198,16 @@ mod tests {
         assert!(p.take("a").is_ok());
         assert!(p.take("a").is_err());
         assert!(p.take("b").is_ok(), "b is not a");
+    }
+
+    #[test]
+    fn concurrency_slots_are_capped_and_released() {
+        let c = CallerConcurrency::new(2);
+        let a1 = c.try_acquire("a").unwrap();
+        let _a2 = c.try_acquire("a").unwrap();
+        assert!(c.try_acquire("a").is_none());
+        assert!(c.try_acquire("b").is_some(), "per caller");
+        drop(a1);
+        assert!(c.try_acquire("a").is_some(), "released on drop");
     }
 }

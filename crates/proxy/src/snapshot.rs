@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ctx::Admission;
 use crate::endpoint::Endpoint;
-use crate::rate_limit::{Bucket, PerCaller};
+use crate::rate_limit::{Bucket, CallerConcurrency, PerCaller};
 use crate::retry_budget::RetryBudget;
 use crate::route::RouteTable;
 
@@ -38,6 +38,8 @@ pub struct ServiceRuntime {
     pub limit_all: Option<Bucket>,
     /// Requests per minute per caller (this node).
     pub limit_per_caller: Option<PerCaller>,
+    /// Requests in flight per caller (this node).
+    pub caller_concurrency: Option<CallerConcurrency>,
     /// Requests admitted and not yet settled; shared across snapshots.
     admitted: Arc<AtomicUsize>,
 }
@@ -100,6 +102,10 @@ impl Snapshot {
                     .rate_limit
                     .per_key_requests_per_minute
                     .map(PerCaller::new),
+                caller_concurrency: svc
+                    .rate_limit
+                    .per_key_concurrency
+                    .map(CallerConcurrency::new),
                 admitted,
                 config: svc.clone(),
             }));
