@@ -276,16 +276,7 @@ async fn error_codes_are_problem_json() {
 
 #[tokio::test]
 async fn concurrency_cap_sheds_load_fast() {
-    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
-    let g = std::sync::Arc::clone(&gate);
-    let up = MockUpstream::start(move |_req| {
-        let g = std::sync::Arc::clone(&g);
-        async move {
-            let _permit = g.acquire().await.unwrap();
-            text(StatusCode::OK, "done")
-        }
-    })
-    .await;
+    let (up, gate) = gated_upstream().await;
     let gw = start(&service("capped", "/c", &[up.url()], "max_concurrency = 2"));
     let c = Client::http1();
     let held: Vec<_> = (0..2)
