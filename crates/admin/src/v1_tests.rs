@@ -42,6 +42,7 @@ async fn fixture(token: Option<&str>) -> Fixture {
         config,
         Arc::clone(&metrics),
         AccessLog::disabled(),
+        None,
         Arc::clone(&keys),
         Default::default(),
     );

@@ -5,6 +5,7 @@ mod check;
 mod demo;
 mod jwks;
 mod keys;
+mod ledger;
 mod logging;
 mod reload;
 mod serve;

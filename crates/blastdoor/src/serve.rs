@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use blastdoor_admin::{AdminState, Api};
 use blastdoor_auth::KeyCache;
 use blastdoor_config::Config;
+use blastdoor_ledger::WriterHandle;
 use blastdoor_proxy::Gateway;
 use blastdoor_store::SqlStore;
 use blastdoor_telemetry::{AccessLog, AccessLogFlush, Metrics};
@@ -107,6 +108,7 @@ impl Listeners {
 struct Running {
     gw: Arc<Gateway>,
     store: SqlStore,
+    ledger: WriterHandle,
     tracker: TaskTracker,
     ready: Arc<AtomicBool>,
     stop_proxy: CancellationToken,
@@ -146,11 +148,13 @@ async fn start(
     let key_sync_interval = config.store.key_sync_interval;
     let admin_token = config.server.admin_token.clone();
     let metrics = Arc::new(Metrics::new());
+    let (spool, ledger) = crate::ledger::start(&config, &store, &metrics).await?;
     let tracker = TaskTracker::new();
     let gw = Gateway::new(
         config,
         Arc::clone(&metrics),
         access_log,
+        Some(spool),
         Arc::clone(&keys),
         tracker.clone(),
     );
@@ -208,6 +212,7 @@ async fn start(
     Ok(Running {
         gw,
         store,
+        ledger,
         tracker,
         ready,
         stop_proxy,
@@ -239,6 +244,8 @@ impl Running {
         self.tracker.close();
         // Tunnels and connections past the deadline are abandoned here.
         let _ = tokio::time::timeout(Duration::from_secs(1), self.tracker.wait()).await;
+        // Every request has settled: the spool is complete.
+        self.ledger.stop(crate::ledger::FLUSH_AT_STOP).await;
         self.store.close().await;
         drop(self.access_log_flush);
     }

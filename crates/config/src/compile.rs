@@ -248,10 +248,35 @@ impl Cx<'_> {
             Duration::from_secs(1),
             "key_sync_interval",
         );
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        let spool_dir = match &raw.spool_dir {
+            Some(v) => base.join(self.string(v).unwrap_or_default()),
+            None => base.join("blastdoor-spool"),
+        };
+        let spool_max_size = self.size(&raw.spool_max_size, 1 << 30, "spool_max_size");
+        let flush_interval = self.duration(
+            &raw.flush_interval,
+            Duration::from_secs(1),
+            "flush_interval",
+        );
+        let alert_webhook = raw.alert_webhook.as_ref().and_then(|v| {
+            let s = self.string(v)?;
+            if !(s.starts_with("http://") || s.starts_with("https://")) {
+                self.error(
+                    v.span(),
+                    format!("alert_webhook {s:?} must be an http:// or https:// URL"),
+                );
+            }
+            Some(s)
+        });
         Store {
             url,
             redis,
             key_sync_interval,
+            spool_dir,
+            spool_max_size,
+            flush_interval,
+            alert_webhook,
         }
     }
 

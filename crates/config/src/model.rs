@@ -85,6 +85,16 @@ pub struct Store {
     /// How often each node asks the store for changed keys: the bound on
     /// how long a revoke made elsewhere takes to reach this node.
     pub key_sync_interval: Duration,
+    /// Where usage records wait, one file write per settled request,
+    /// until the ledger writer has them in the store.
+    pub spool_dir: PathBuf,
+    /// The most the spool may hold while the store is slow or down;
+    /// records beyond it are dropped and counted.
+    pub spool_max_size: u64,
+    /// How long a record may wait in the spool before the writer flushes.
+    pub flush_interval: Duration,
+    /// Budget alerts are posted here (JSON), if set.
+    pub alert_webhook: Option<String>,
 }
 
 impl fmt::Debug for Store {
@@ -93,6 +103,13 @@ impl fmt::Debug for Store {
             .field("url", &redact_url(&self.url))
             .field("redis", &self.redis.as_deref().map(redact_url))
             .field("key_sync_interval", &self.key_sync_interval)
+            .field("spool_dir", &self.spool_dir)
+            .field("spool_max_size", &self.spool_max_size)
+            .field("flush_interval", &self.flush_interval)
+            .field(
+                "alert_webhook",
+                &self.alert_webhook.as_deref().map(redact_url),
+            )
             .finish()
     }
 }

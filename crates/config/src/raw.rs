@@ -39,6 +39,10 @@ pub struct RawStore {
     pub url: Option<S<String>>,
     pub redis: Option<S<String>>,
     pub key_sync_interval: Option<S<String>>,
+    pub spool_dir: Option<S<String>>,
+    pub spool_max_size: Option<S<String>>,
+    pub flush_interval: Option<S<String>>,
+    pub alert_webhook: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

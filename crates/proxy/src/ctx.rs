@@ -51,6 +51,9 @@ pub struct RequestCtx {
     /// The internal cause of a gateway error: logged, never sent.
     pub cause: Option<String>,
     pub bytes_in: u64,
+    /// Passed every admission check and went on to be forwarded: from here
+    /// on the request leaves exactly one ledger record, whatever happens.
+    pub admitted: bool,
 }
 
 impl RequestCtx {
@@ -84,6 +87,7 @@ impl RequestCtx {
             error: None,
             cause: None,
             bytes_in: 0,
+            admitted: false,
         }
     }
 

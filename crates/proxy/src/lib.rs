@@ -30,6 +30,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use blastdoor_auth::{JwtVerifier, KeyCache};
 use blastdoor_config::Config;
+use blastdoor_ledger::Spool;
 use blastdoor_telemetry::{AccessLog, Metrics};
 use tokio_util::task::TaskTracker;
 
@@ -61,6 +62,7 @@ impl Gateway {
         config: Config,
         metrics: Arc<Metrics>,
         access_log: AccessLog,
+        ledger: Option<Arc<Spool>>,
         keys: Arc<KeyCache>,
         tracker: TaskTracker,
     ) -> Arc<Gateway> {
@@ -70,7 +72,7 @@ impl Gateway {
         Arc::new(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             clients,
-            settler: Settler::new(&metrics, access_log),
+            settler: Settler::new(&metrics, access_log, ledger),
             metrics,
             keys,
             jwt: ArcSwap::from_pointee(JwtVerifier::default()),

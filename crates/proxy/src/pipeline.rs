@@ -85,6 +85,7 @@ async fn run(
     };
     let client_upgrade = parts.extensions.remove::<OnUpgrade>();
     let (outgoing, wants_upgrade) = prepare(ctx, parts, &svc);
+    ctx.admitted = true;
     let mut resp = forward::forward(clients, &svc, ctx, outgoing, body).await?;
     ctx.overhead = Some(ctx.started.elapsed().saturating_sub(ctx.upstream_total));
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {

@@ -1,11 +1,14 @@
 //! The last stage: once the response has ended (or the caller is gone),
-//! record the request in metrics and the access log. Runs exactly once per
-//! request, from the response body's end or drop.
+//! record the request in metrics, the access log and (if it was admitted)
+//! the ledger spool. Runs exactly once per request, from the response
+//! body's end or drop.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use blastdoor_meter::{Priced, Usage};
+use blastdoor_ledger::{LedgerRecord, Spool};
+use blastdoor_meter::{MeterSpec, Priced, Usage};
 
 use blastdoor_telemetry::metrics::NO_SERVICE;
 use blastdoor_telemetry::{AccessLog, AccessRecord, Metrics, ServiceMetrics};
@@ -25,18 +28,28 @@ struct SettleShared {
     unrouted: Arc<ServiceMetrics>,
     /// Reasons already logged; only touched when something is unpriced.
     unpriced_seen: Mutex<HashSet<String>>,
+    /// Where admitted requests are recorded; None: no ledger (tests).
+    spool: Option<Arc<Spool>>,
+    dropped: AtomicU64,
+    metrics: Arc<Metrics>,
 }
+
+/// Of records the spool refuses, one in this many is logged.
+const LOG_EVERY_DROPPED: u64 = 10_000;
 
 /// Distinct unpriced reasons logged before the log stays quiet.
 const MAX_UNPRICED_REASONS: usize = 1000;
 
 impl Settler {
-    pub fn new(metrics: &Metrics, access_log: AccessLog) -> Self {
+    pub fn new(metrics: &Arc<Metrics>, access_log: AccessLog, spool: Option<Arc<Spool>>) -> Self {
         Settler {
             shared: Arc::new(SettleShared {
                 access_log,
                 unrouted: metrics.service(NO_SERVICE, &[]),
                 unpriced_seen: Mutex::new(HashSet::new()),
+                spool,
+                dropped: AtomicU64::new(0),
+                metrics: Arc::clone(metrics),
             }),
         }
     }
@@ -76,6 +89,7 @@ impl Settler {
 
     pub fn settle(&self, ctx: RequestCtx, bytes_out: u64, complete: bool, usage: Option<Usage>) {
         let total = ctx.started.elapsed();
+        let usage = usage.or_else(|| per_request_only(&ctx).then(Usage::default));
         let priced = match (&ctx.service, &usage) {
             (Some(svc), Some(usage)) => Some(self.price(svc, usage)),
             _ => None,
@@ -95,6 +109,9 @@ impl Settler {
         }
         if !complete && ctx.error.is_none() {
             tracing::debug!(request_id = %ctx.request_id, "response not delivered completely (caller gone or stream broken)");
+        }
+        if ctx.admitted {
+            self.record(&ctx, total, complete, usage.as_ref(), priced.as_ref());
         }
         if !self.shared.access_log.enabled() {
             return;
@@ -130,5 +147,66 @@ impl Settler {
             upstream,
             attempts: ctx.attempts,
         });
+    }
+}
+
+/// A successful answer of an unmetered service with a per-request price:
+/// it costs that price (metered services price what their meter read).
+fn per_request_only(ctx: &RequestCtx) -> bool {
+    ctx.service.as_ref().is_some_and(|svc| {
+        svc.config.meter == MeterSpec::None
+            && !svc.config.pricing.is_free()
+            && ctx.error.is_none()
+            && (200..300).contains(&ctx.status)
+    })
+}
+
+impl Settler {
+    /// Appends the request's ledger record to the spool: one write, so the
+    /// record survives a crash from here on. Never blocks on the store.
+    fn record(
+        &self,
+        ctx: &RequestCtx,
+        total: std::time::Duration,
+        complete: bool,
+        usage: Option<&Usage>,
+        priced: Option<&Priced>,
+    ) {
+        let (Some(spool), Some(svc)) = (&self.shared.spool, &ctx.service) else {
+            return;
+        };
+        let elapsed_ms = u64::try_from(total.as_millis()).unwrap_or(u64::MAX);
+        let caller = ctx.caller.as_deref();
+        let consumer = caller.map_or_else(String::new, |c| c.consumer.clone());
+        let record = LedgerRecord {
+            id: crate::headers::new_id(),
+            at: blastdoor_store::now_ms() - i64::try_from(elapsed_ms).unwrap_or(0),
+            request_id: ctx.request_id.clone(),
+            trace_id: ctx.trace.trace_id_hex(),
+            origin: consumer.clone(),
+            consumer,
+            key_id: caller.map_or_else(String::new, |c| c.key_id.clone()),
+            team: caller.and_then(|c| c.team.clone()).unwrap_or_default(),
+            service: svc.config.name.clone(),
+            operation: String::new(),
+            method: ctx.method.as_str().to_string(),
+            status: ctx.status,
+            error: ctx.error.map(|c| c.as_str().to_string()),
+            complete,
+            latency_ms: elapsed_ms,
+            model: usage.and_then(|u| u.model.clone()),
+            units: usage.map(|u| u.units.clone()).unwrap_or_default(),
+            cost_micros: priced.map_or(0, |p| i64::try_from(p.cost.micros()).unwrap_or(i64::MAX)),
+            unpriced: priced
+                .filter(|p| !p.unpriced.is_empty())
+                .map(|p| p.unpriced.join("; ")),
+        };
+        if let Err(e) = spool.append(&record) {
+            self.shared.metrics.ledger.dropped.inc();
+            let n = self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            if n.is_multiple_of(LOG_EVERY_DROPPED) {
+                tracing::error!(error = %e, dropped = n + 1, "a usage record could not be spooled and is lost");
+            }
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! blastdoor's storage: narrow traits ([`KeyStore`], [`AuditStore`]) over
+//! blastdoor's storage: narrow traits ([`KeyStore`], [`AuditStore`],
+//! [`LedgerStore`], [`BudgetStore`]) over
 //! one SQL implementation that runs on the embedded SQLite (default) and on
 //! PostgreSQL (for replicas), with versioned migrations for each.
 //!
@@ -7,15 +8,23 @@
 //! happen on admin actions or in background writers.
 
 mod audit;
+mod budgets;
 mod keys;
+mod ledger;
 mod migrate;
 mod model;
 mod sql;
+mod sql_ledger;
 
 pub use audit::AuditStore;
+pub use budgets::BudgetStore;
 pub use keys::KeyStore;
+pub use ledger::{LedgerStore, hour_of};
 pub use migrate::Migration;
-pub use model::{AuditEntry, KeyRecord, NewKey, now_ms};
+pub use model::{
+    AuditEntry, BudgetRecord, BudgetScope, GroupBy, KeyRecord, LedgerRecord, NewKey, UsageRow,
+    now_ms,
+};
 pub use sql::SqlStore;
 
 /// What can go wrong talking to the store. Messages never contain secrets.

@@ -16,12 +16,20 @@ pub struct Migration {
 }
 
 /// Every migration this binary knows, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "keys_and_audit",
-    sqlite: include_str!("../migrations/sqlite/0001_keys_and_audit.sql"),
-    postgres: include_str!("../migrations/postgres/0001_keys_and_audit.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "keys_and_audit",
+        sqlite: include_str!("../migrations/sqlite/0001_keys_and_audit.sql"),
+        postgres: include_str!("../migrations/postgres/0001_keys_and_audit.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "ledger_and_budgets",
+        sqlite: include_str!("../migrations/sqlite/0002_ledger_and_budgets.sql"),
+        postgres: include_str!("../migrations/postgres/0002_ledger_and_budgets.sql"),
+    },
+];
 
 const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS blastdoor_migrations (
     version BIGINT PRIMARY KEY,

@@ -1,7 +1,10 @@
 //! Records as the store holds them. Times are unix milliseconds; money and
 //! secrets never appear as floats or plain text.
 
+use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
 
 /// Milliseconds since the unix epoch, now.
 pub fn now_ms() -> i64 {
@@ -58,4 +61,125 @@ pub struct AuditEntry {
     /// "ok", or what went wrong.
     pub outcome: String,
     pub detail: String,
+}
+
+/// One admitted request, as the ledger keeps it. Money is integer
+/// micro-dollars; `units` are whole amounts (tokens, images, seconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerRecord {
+    /// Unique per request, assigned by the gateway (not the caller's
+    /// request id, which callers choose): inserts are idempotent on it.
+    pub id: String,
+    /// When the request started, unix milliseconds.
+    pub at: i64,
+    pub request_id: String,
+    pub trace_id: String,
+    /// Who started the call chain.
+    pub origin: String,
+    pub consumer: String,
+    pub key_id: String,
+    pub team: String,
+    pub service: String,
+    pub operation: String,
+    pub method: String,
+    pub status: u16,
+    /// The gateway's error code, when the gateway answered.
+    pub error: Option<String>,
+    /// The response reached its end (false: caller gone, stream broken).
+    pub complete: bool,
+    pub latency_ms: u64,
+    pub model: Option<String>,
+    pub units: BTreeMap<String, u64>,
+    pub cost_micros: i64,
+    /// Why part of the usage could not be priced; never a silent $0.
+    pub unpriced: Option<String>,
+}
+
+/// What a usage report groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    Team,
+    Consumer,
+    Service,
+    Operation,
+    Origin,
+    Key,
+}
+
+impl GroupBy {
+    pub const ALL: [GroupBy; 6] = [
+        GroupBy::Team,
+        GroupBy::Consumer,
+        GroupBy::Service,
+        GroupBy::Operation,
+        GroupBy::Origin,
+        GroupBy::Key,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupBy::Team => "team",
+            GroupBy::Consumer => "consumer",
+            GroupBy::Service => "service",
+            GroupBy::Operation => "operation",
+            GroupBy::Origin => "origin",
+            GroupBy::Key => "key",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<GroupBy> {
+        GroupBy::ALL.into_iter().find(|g| g.as_str() == s)
+    }
+}
+
+/// One group of a usage report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageRow {
+    pub group: String,
+    pub requests: u64,
+    pub cost_micros: i64,
+    pub unpriced_requests: u64,
+    pub units: BTreeMap<String, u64>,
+}
+
+/// What a budget applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetScope {
+    Key,
+    Team,
+    Service,
+}
+
+impl BudgetScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetScope::Key => "key",
+            BudgetScope::Team => "team",
+            BudgetScope::Service => "service",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<BudgetScope> {
+        [BudgetScope::Key, BudgetScope::Team, BudgetScope::Service]
+            .into_iter()
+            .find(|b| b.as_str() == s)
+    }
+}
+
+/// A stored budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetRecord {
+    pub scope: BudgetScope,
+    pub target: String,
+    pub amount_micros: i64,
+    /// day | week | month | total
+    pub period: String,
+    /// hard | soft
+    pub mode: String,
+    /// Percentages of the amount at which an alert is raised.
+    pub alerts: Vec<u32>,
+    pub created_at: i64,
+    pub updated_at: i64,
 }

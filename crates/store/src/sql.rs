@@ -102,7 +102,7 @@ impl SqlStore {
     }
 
     /// The pool, counting one query.
-    fn pool(&self) -> &AnyPool {
+    pub(crate) fn pool(&self) -> &AnyPool {
         self.queries.fetch_add(1, Ordering::Relaxed);
         &self.pool
     }

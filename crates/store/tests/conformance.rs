@@ -2,7 +2,12 @@
 //! One conformance suite, run against every backend: SQLite always,
 //! PostgreSQL when `BLASTDOOR_TEST_POSTGRES_URL` is set (`.ci/run` sets it).
 
-use blastdoor_store::{AuditEntry, AuditStore, KeyStore, NewKey, SqlStore, StoreError};
+use std::collections::BTreeMap;
+
+use blastdoor_store::{
+    AuditEntry, AuditStore, BudgetRecord, BudgetScope, BudgetStore, GroupBy, KeyStore,
+    LedgerRecord, LedgerStore, NewKey, SqlStore, StoreError, hour_of,
+};
 
 fn key(id: &str, created_at: i64) -> NewKey {
     NewKey {
@@ -116,12 +121,148 @@ async fn audit_log<S: AuditStore>(s: &S) {
     assert_eq!(s.list_audit(0, 1).await.unwrap().len(), 1);
 }
 
+/// An hour in the past, well away from hour boundaries.
+const T0: i64 = 1_790_000_000_000 - 1_790_000_000_000 % 3_600_000 + 1_800_000;
+
+fn record(id: &str, at: i64, team: &str, cost: i64, units: &[(&str, u64)]) -> LedgerRecord {
+    LedgerRecord {
+        id: id.to_string(),
+        at,
+        request_id: format!("req-{id}"),
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".to_string(),
+        origin: format!("consumer-of-{team}"),
+        consumer: format!("consumer-of-{team}"),
+        key_id: format!("key-of-{team}"),
+        team: team.to_string(),
+        service: "chat".to_string(),
+        operation: "createChatCompletion".to_string(),
+        method: "POST".to_string(),
+        status: 200,
+        error: None,
+        complete: true,
+        latency_ms: 12,
+        model: Some("gpt-4o-mini".to_string()),
+        units: units.iter().map(|(u, n)| (u.to_string(), *n)).collect(),
+        cost_micros: cost,
+        unpriced: None,
+    }
+}
+
+async fn ledger<S: LedgerStore>(s: &S) {
+    let batch = vec![
+        record(
+            "a",
+            T0,
+            "media",
+            1500,
+            &[("input_tokens", 100), ("output_tokens", 20)],
+        ),
+        record("b", T0 + 60_000, "media", 500, &[("input_tokens", 10)]),
+        record("c", T0 + 3_600_000, "search", 7, &[]),
+    ];
+    assert_eq!(s.append_ledger(&batch).await.unwrap(), 3);
+    // A replayed spool stores nothing twice, and does not count twice.
+    let mut again = batch.clone();
+    let mut unpriced = record("d", T0, "media", 0, &[("input_tokens", 5)]);
+    unpriced.model = Some("gpt-9".to_string());
+    unpriced.unpriced = Some("no price for model \"gpt-9\"".to_string());
+    again.push(unpriced);
+    assert_eq!(s.append_ledger(&again).await.unwrap(), 1, "only d is new");
+    assert_eq!(s.ledger_count().await.unwrap(), 4);
+
+    let back = s.ledger_by_request("req-a").await.unwrap();
+    assert_eq!(
+        back,
+        vec![batch[0].clone()],
+        "a record reads back as written"
+    );
+
+    let rows = s
+        .usage(GroupBy::Team, T0 - 10, T0 + 7_200_000)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].group, "media", "costliest first");
+    assert_eq!(rows[0].requests, 3);
+    assert_eq!(rows[0].cost_micros, 2000);
+    assert_eq!(rows[0].unpriced_requests, 1);
+    assert_eq!(
+        rows[0].units,
+        BTreeMap::from([
+            ("input_tokens".to_string(), 115),
+            ("output_tokens".to_string(), 20)
+        ])
+    );
+    assert_eq!((rows[1].group.as_str(), rows[1].requests), ("search", 1));
+
+    // Reports resolve to the hour: a window inside the first hour sees it whole.
+    let first_hour = s.usage(GroupBy::Key, T0 + 1, T0 + 2).await.unwrap();
+    assert_eq!(first_hour.len(), 1);
+    assert_eq!(first_hour[0].group, "key-of-media");
+    assert_eq!(first_hour[0].requests, 3);
+    let later = s
+        .usage(GroupBy::Service, T0 + 7_200_000, T0 + 9_000_000)
+        .await
+        .unwrap();
+    assert!(later.is_empty(), "{later:?}");
+
+    let team_spend = s
+        .spend_since(BudgetScope::Team, "media", hour_of(T0))
+        .await
+        .unwrap();
+    assert_eq!(team_spend, 2000);
+    let since_second_hour = s
+        .spend_since(BudgetScope::Service, "chat", hour_of(T0) + 3_600_000)
+        .await
+        .unwrap();
+    assert_eq!(since_second_hour, 7);
+    assert_eq!(
+        s.spend_since(BudgetScope::Key, "nobody", 0).await.unwrap(),
+        0
+    );
+
+    assert_eq!(
+        s.unpriced_models(0).await.unwrap(),
+        vec![("chat".to_string(), "gpt-9".to_string())]
+    );
+}
+
+async fn budgets<S: BudgetStore>(s: &S) {
+    let mut b = BudgetRecord {
+        scope: BudgetScope::Team,
+        target: "media".to_string(),
+        amount_micros: 5_000_000,
+        period: "month".to_string(),
+        mode: "hard".to_string(),
+        alerts: vec![50, 80, 100],
+        created_at: 1000,
+        updated_at: 1000,
+    };
+    s.put_budget(&b).await.unwrap();
+    b.amount_micros = 9_000_000;
+    b.mode = "soft".to_string();
+    b.created_at = 2000;
+    b.updated_at = 2000;
+    s.put_budget(&b).await.unwrap();
+    let listed = s.list_budgets().await.unwrap();
+    assert_eq!(listed.len(), 1, "one budget per target: set replaces");
+    assert_eq!(listed[0].amount_micros, 9_000_000);
+    assert_eq!(listed[0].mode, "soft");
+    assert_eq!(
+        listed[0].created_at, 1000,
+        "replacing keeps the creation time"
+    );
+    assert!(s.delete_budget(BudgetScope::Team, "media").await.unwrap());
+    assert!(!s.delete_budget(BudgetScope::Team, "media").await.unwrap());
+    assert!(s.list_budgets().await.unwrap().is_empty());
+}
+
 /// Runs the whole suite on a freshly migrated store.
 async fn suite(url: &str) {
     let store = SqlStore::connect(url).await.unwrap();
     assert_eq!(
         store.migrate().await.unwrap(),
-        vec![1],
+        vec![1, 2],
         "first start applies every migration"
     );
     assert!(
@@ -130,6 +271,8 @@ async fn suite(url: &str) {
     );
     key_life_cycle(&store).await;
     audit_log(&store).await;
+    ledger(&store).await;
+    budgets(&store).await;
     store.close().await;
     // Everything survives a reconnect.
     let again = SqlStore::connect(url).await.unwrap();

@@ -5,6 +5,6 @@ pub mod access_log;
 pub mod metrics;
 
 pub use access_log::{AccessLog, AccessRecord};
-pub use metrics::{Metrics, ServiceMetrics, UpstreamMetrics};
+pub use metrics::{LedgerMetrics, Metrics, ServiceMetrics, UpstreamMetrics};
 /// Flushes queued access-log lines when dropped.
 pub use tracing_appender::non_blocking::WorkerGuard as AccessLogFlush;

@@ -78,6 +78,20 @@ pub struct Metrics {
     pub api_keys: Gauge,
     /// Store queries made by this process (refreshed when scraped).
     pub store_queries: Gauge,
+    pub ledger: LedgerMetrics,
+}
+
+/// The ledger's path from spool to store.
+#[derive(Debug, Clone, Default)]
+pub struct LedgerMetrics {
+    /// Records the writer stored.
+    pub written: Counter,
+    /// Records that could not be spooled (spool full, disk error).
+    pub dropped: Counter,
+    /// Batches the store refused or failed to take (retried).
+    pub write_errors: Counter,
+    /// Bytes waiting in the spool.
+    pub spool_bytes: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -178,7 +192,29 @@ impl Metrics {
         );
         let store_queries = Gauge::default();
         registry.register("blastdoor_store_queries", "Queries this process has sent to the store since it started (never on the request path)", store_queries.clone());
+        let ledger = LedgerMetrics::default();
+        registry.register(
+            "blastdoor_ledger_records_written",
+            "Usage records the ledger writer has stored",
+            ledger.written.clone(),
+        );
+        registry.register(
+            "blastdoor_ledger_records_dropped",
+            "Usage records lost because the spool was full or could not be written",
+            ledger.dropped.clone(),
+        );
+        registry.register(
+            "blastdoor_ledger_write_errors",
+            "Ledger batches the store failed to take (kept in the spool and retried)",
+            ledger.write_errors.clone(),
+        );
+        registry.register(
+            "blastdoor_ledger_spool_bytes",
+            "Bytes of usage records waiting in the local spool",
+            ledger.spool_bytes.clone(),
+        );
         Metrics {
+            ledger,
             cost,
             units,
             unpriced,

@@ -21,6 +21,7 @@ reload_poll_interval = "100ms"
 "#;
 
 pub struct GatewayProcess {
+    bin: String,
     child: Child,
     pub proxy: SocketAddr,
     pub admin: SocketAddr,
@@ -42,28 +43,9 @@ impl GatewayProcess {
             format!("{TEST_SERVER}\n{config}")
         };
         std::fs::write(&config_path, text).unwrap();
-        let mut child = Command::new(bin)
-            .args(["serve", "--config"])
-            .arg(&config_path)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        collect(child.stdout.take().unwrap(), Arc::clone(&stdout), None);
-        let (tx, rx) = mpsc::channel();
-        collect(child.stderr.take().unwrap(), Arc::clone(&stderr), Some(tx));
-        let (proxy, admin) = match rx.recv_timeout(WAIT) {
-            Ok(addrs) => addrs,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("gateway did not start:\n{}", stderr.lock().unwrap());
-            }
-        };
+        let (child, proxy, admin, stdout, stderr) = spawn(bin, &config_path);
         GatewayProcess {
+            bin: bin.to_string(),
             child,
             proxy,
             admin,
@@ -72,6 +54,27 @@ impl GatewayProcess {
             stderr,
             _dir: dir,
         }
+    }
+
+    /// Starts the gateway again on the same config and folder (store,
+    /// spool) after it exited or was killed.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, proxy, admin, stdout, stderr) = spawn(&self.bin, &self.config_path);
+        (self.child, self.proxy, self.admin, self.stdout, self.stderr) =
+            (child, proxy, admin, stdout, stderr);
+    }
+
+    /// The folder of the config file, where the default store and spool live.
+    pub fn dir(&self) -> &std::path::Path {
+        self.config_path.parent().unwrap()
+    }
+
+    /// `kill -9`: no chance to flush anything.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -151,6 +154,40 @@ impl GatewayProcess {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+type Spawned = (
+    Child,
+    SocketAddr,
+    SocketAddr,
+    Arc<Mutex<String>>,
+    Arc<Mutex<String>>,
+);
+
+/// Runs `bin serve --config path`; waits until it listens.
+fn spawn(bin: &str, config_path: &std::path::Path) -> Spawned {
+    let mut child = Command::new(bin)
+        .args(["serve", "--config"])
+        .arg(config_path)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = Arc::new(Mutex::new(String::new()));
+    let stderr = Arc::new(Mutex::new(String::new()));
+    collect(child.stdout.take().unwrap(), Arc::clone(&stdout), None);
+    let (tx, rx) = mpsc::channel();
+    collect(child.stderr.take().unwrap(), Arc::clone(&stderr), Some(tx));
+    let (proxy, admin) = match rx.recv_timeout(WAIT) {
+        Ok(addrs) => addrs,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("gateway did not start:\n{}", stderr.lock().unwrap());
+        }
+    };
+    (child, proxy, admin, stdout, stderr)
 }
 
 impl Drop for GatewayProcess {

@@ -72,6 +72,7 @@ admin_listen = "{admin}"
 
 [store]
 url = "sqlite://.blastdoor-demo/blastdoor.db"
+spool_dir = ".blastdoor-demo/spool"
 
 [log]
 access = "stdout"

@@ -1,0 +1,69 @@
+-- The usage ledger: one row per admitted request. `id` is assigned by the
+-- gateway when the request settles, so replaying a spool after a crash
+-- inserts nothing twice.
+CREATE TABLE ledger (
+    id          TEXT PRIMARY KEY,
+    at          BIGINT NOT NULL,                -- request start, unix milliseconds
+    request_id  TEXT NOT NULL,
+    trace_id    TEXT NOT NULL,
+    origin      TEXT NOT NULL DEFAULT '',     -- who started the call chain
+    consumer    TEXT NOT NULL DEFAULT '',
+    key_id      TEXT NOT NULL DEFAULT '',
+    team        TEXT NOT NULL DEFAULT '',
+    service     TEXT NOT NULL,
+    operation   TEXT NOT NULL DEFAULT '',
+    method      TEXT NOT NULL,
+    status      BIGINT NOT NULL,
+    error       TEXT,                         -- the gateway's error code, if any
+    complete    BIGINT NOT NULL,                -- 1: the response reached its end
+    latency_ms  BIGINT NOT NULL,
+    model       TEXT,
+    units       TEXT NOT NULL DEFAULT '{}',   -- JSON object: unit -> amount
+    cost_micros BIGINT NOT NULL,
+    unpriced    TEXT                          -- why (part of) the usage has no price
+);
+CREATE INDEX ledger_at ON ledger (at);
+CREATE INDEX ledger_request_id ON ledger (request_id);
+CREATE INDEX ledger_unpriced ON ledger (service, model) WHERE unpriced IS NOT NULL;
+
+-- Hourly rollups of the ledger, kept in the same transaction as the rows
+-- they sum: reports and budget spend read these, not millions of rows.
+CREATE TABLE usage_hourly (
+    hour              BIGINT NOT NULL,          -- unix milliseconds, floored to the hour (UTC)
+    service           TEXT NOT NULL,
+    operation         TEXT NOT NULL,
+    team              TEXT NOT NULL,
+    consumer          TEXT NOT NULL,
+    key_id            TEXT NOT NULL,
+    origin            TEXT NOT NULL,
+    requests          BIGINT NOT NULL,
+    cost_micros       BIGINT NOT NULL,
+    unpriced_requests BIGINT NOT NULL,
+    PRIMARY KEY (hour, service, operation, team, consumer, key_id, origin)
+);
+
+CREATE TABLE usage_hourly_units (
+    hour      BIGINT NOT NULL,
+    service   TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    team      TEXT NOT NULL,
+    consumer  TEXT NOT NULL,
+    key_id    TEXT NOT NULL,
+    origin    TEXT NOT NULL,
+    unit      TEXT NOT NULL,
+    amount    BIGINT NOT NULL,
+    PRIMARY KEY (hour, service, operation, team, consumer, key_id, origin, unit)
+);
+
+-- Spending limits on a key, a team or a service; one per target.
+CREATE TABLE budgets (
+    scope         TEXT NOT NULL,              -- key | team | service
+    target        TEXT NOT NULL,              -- the key id, team or service name
+    amount_micros BIGINT NOT NULL,
+    period        TEXT NOT NULL,              -- day | week | month | total (UTC calendar)
+    mode          TEXT NOT NULL,              -- hard | soft
+    alerts        TEXT NOT NULL DEFAULT '[50,80,100]',  -- JSON array of percentages
+    created_at    BIGINT NOT NULL,
+    updated_at    BIGINT NOT NULL,
+    PRIMARY KEY (scope, target)
+);
