@@ -74,6 +74,14 @@ async fn metrics(State(state): State<AdminState>) -> Response {
             .metrics
             .store_queries
             .set(i64::try_from(api.store.queries()).unwrap_or(i64::MAX));
+        state.metrics.clear_budgets();
+        for b in api.gateway.budgets.all() {
+            state.metrics.budget_remaining(
+                b.scope.as_str(),
+                &b.target,
+                b.remaining() as f64 / 1_000_000.0,
+            );
+        }
     }
     (
         [(

@@ -43,6 +43,7 @@ async fn fixture(token: Option<&str>) -> Fixture {
         Arc::clone(&metrics),
         AccessLog::disabled(),
         None,
+        Default::default(),
         Arc::clone(&keys),
         Default::default(),
     );

@@ -1,6 +1,8 @@
 //! The `blastdoor` command.
 
+mod alerts;
 mod audit;
+mod budgets;
 mod check;
 mod demo;
 mod jwks;
@@ -10,6 +12,7 @@ mod logging;
 mod reload;
 mod serve;
 mod store;
+mod usage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +64,26 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// Manage budgets (the same operations as the admin API's /v1/budgets).
+    Budgets {
+        #[arg(long, env = "BLASTDOOR_CONFIG")]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: budgets::BudgetsCommand,
+    },
+    /// Cost and usage from the ledger, grouped (the same report as /v1/usage).
+    Usage {
+        #[arg(long, env = "BLASTDOOR_CONFIG")]
+        config: PathBuf,
+        /// What to group by.
+        #[arg(long, default_value = "service", value_parser = parse_group_by)]
+        by: blastdoor_store::GroupBy,
+        /// How far back, e.g. 24h, 7d (whole hours, UTC).
+        #[arg(long, default_value = "7d", value_parser = blastdoor_config::parse_duration)]
+        since: std::time::Duration,
+        #[arg(long, value_enum, default_value = "table")]
+        format: usage::Format,
+    },
     /// Apply pending store migrations (serve also does this on start).
     Migrate {
         #[arg(long, env = "BLASTDOOR_CONFIG")]
@@ -68,6 +91,11 @@ enum Command {
     },
     /// Run the gateway with bundled reference services and print how to call them.
     Demo(demo::DemoArgs),
+}
+
+fn parse_group_by(s: &str) -> Result<blastdoor_store::GroupBy, String> {
+    blastdoor_store::GroupBy::parse(s)
+        .ok_or_else(|| "expected team, consumer, service, operation, origin or key".to_string())
 }
 
 fn main() -> ExitCode {
@@ -81,6 +109,13 @@ fn main() -> ExitCode {
             since,
             limit,
         } => audit::command(&config, since, limit),
+        Command::Budgets { config, command } => budgets::command(&config, command),
+        Command::Usage {
+            config,
+            by,
+            since,
+            format,
+        } => usage::command(&config, by, since, format),
         Command::Migrate { config } => store::migrate_command(&config),
         Command::Demo(args) => demo::run(args),
     };

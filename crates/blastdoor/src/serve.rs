@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use blastdoor_admin::{AdminState, Api};
 use blastdoor_auth::KeyCache;
+use blastdoor_budget::Book;
 use blastdoor_config::Config;
 use blastdoor_ledger::WriterHandle;
 use blastdoor_proxy::Gateway;
@@ -149,12 +150,20 @@ async fn start(
     let admin_token = config.server.admin_token.clone();
     let metrics = Arc::new(Metrics::new());
     let (spool, ledger) = crate::ledger::start(&config, &store, &metrics).await?;
+    // After the spool replay, so budgets start from every recorded cost.
+    let (alerts_tx, alerts_rx) = tokio::sync::mpsc::channel(crate::alerts::QUEUE);
+    let budgets = Arc::new(Book::new(Some(alerts_tx)));
+    blastdoor_budget::ops::sync(&store, &budgets)
+        .await
+        .context("cannot load budgets from the store")?;
+    let alert_webhook = config.store.alert_webhook.clone();
     let tracker = TaskTracker::new();
     let gw = Gateway::new(
         config,
         Arc::clone(&metrics),
         access_log,
         Some(spool),
+        Arc::clone(&budgets),
         Arc::clone(&keys),
         tracker.clone(),
     );
@@ -189,6 +198,17 @@ async fn start(
     }
     tracker.spawn(crate::jwks::refresh_loop(
         Arc::clone(&gw),
+        stop_rest.clone(),
+    ));
+    tracker.spawn(crate::alerts::deliver(
+        alerts_rx,
+        alert_webhook,
+        Arc::clone(&metrics),
+    ));
+    tracker.spawn(crate::budgets::sync_loop(
+        store.clone(),
+        budgets,
+        key_sync_interval,
         stop_rest.clone(),
     ));
     tracker.spawn(crate::keys::sync_loop(

@@ -350,3 +350,100 @@ async fn a_postgres_outage_under_load_costs_no_request_and_no_record() {
         .await
         .unwrap();
 }
+
+fn blastdoor(gw: &GatewayProcess, args: &[&str]) -> String {
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .arg("--config")
+        .arg(&gw.config_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "blastdoor {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn usage_reports_group_the_ledger_by_team_key_and_service() {
+    let up = media_upstream().await;
+    let token = "admin-token-for-usage-0001";
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"{token}\"\nworkers = 2\n\
+         [store]\nflush_interval = \"50ms\"\nkey_sync_interval = \"50ms\"\n\
+         [[service]]\nname = \"media\"\nroute = {{ prefix = \"/media\" }}\nupstreams = [\"{}\"]\n{MEDIA}\n",
+        up.url()
+    );
+    let mut gw = start(&config);
+    let alice = keys(&gw, &["create", "--name", "alice", "--team", "design"]);
+    let bob = keys(&gw, &["create", "--name", "bob", "--team", "ads"]);
+    let c = Client::http1();
+    let call = async |key: &str| {
+        let req = Request::post(gw.url("/media/ok"))
+            .header("authorization", format!("Bearer {key}"))
+            .body(Full::default())
+            .unwrap();
+        c.send(req).await
+    };
+    eventually("the new keys are loaded", async || {
+        call(&alice).await.status == StatusCode::OK
+    })
+    .await;
+    for _ in 0..2 {
+        assert_eq!(call(&alice).await.status, StatusCode::OK);
+    }
+    assert_eq!(call(&bob).await.status, StatusCode::OK);
+
+    // The admin API answers from the store once the writer has flushed.
+    let admin = |path: &str| {
+        Request::get(gw.admin_url(path))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::default())
+            .unwrap()
+    };
+    let mut by_team = serde_json::Value::Null;
+    eventually("the ledger reaches the store", async || {
+        by_team = c.send(admin("/v1/usage?group_by=team")).await.json();
+        by_team["rows"].as_array().map(Vec::len) == Some(2) && by_team["rows"][0]["requests"] == 3
+    })
+    .await;
+    assert_eq!(by_team["group_by"], "team");
+    let design = &by_team["rows"][0];
+    assert_eq!(design["group"], "design", "costliest first: {by_team}");
+    assert_eq!(design["cost_usd"], "0.243", "3 x (0.001 + 2 x 0.04)");
+    assert_eq!(design["units"]["image"], 6);
+    assert_eq!(by_team["rows"][1]["group"], "ads");
+    assert_eq!(by_team["rows"][1]["cost_usd"], "0.081");
+    let refused = c.send(admin("/v1/usage?group_by=colour")).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    refused.problem("bad_request");
+
+    gw.signal("TERM");
+    assert!(gw.wait_exit().success());
+    let json: serde_json::Value = serde_json::from_str(&blastdoor(
+        &gw,
+        &["usage", "--by", "key", "--since", "1h", "--format", "json"],
+    ))
+    .unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["group"], key_id(&alice));
+    assert_eq!(rows[0]["requests"], 3);
+    assert_eq!(rows[0]["cost_usd"], "0.243");
+
+    let csv = blastdoor(&gw, &["usage", "--by", "team", "--format", "csv"]);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "team,requests,cost_usd,unpriced_requests,image");
+    assert_eq!(lines[1], "design,3,0.243,0,6");
+    assert_eq!(lines[2], "ads,1,0.081,0,2");
+
+    let table = blastdoor(&gw, &["usage", "--by", "service"]);
+    assert!(table.starts_with("SERVICE"), "{table}");
+    assert!(
+        table.lines().nth(1).unwrap().starts_with("media"),
+        "{table}"
+    );
+    assert!(table.contains("0.324"), "{table}");
+}

@@ -109,16 +109,29 @@ impl Cx<'_> {
             }
             models.insert(model.clone(), prices);
         }
+        let reserve =
+            raw.reserve
+                .as_ref()
+                .and_then(|v| match self.string(v).map(|s| Money::parse(&s)) {
+                    Some(Ok(m)) => Some(m),
+                    Some(Err(e)) => {
+                        self.error(v.span(), format!("reserve: {e}"));
+                        None
+                    }
+                    None => None,
+                });
         Pricing {
             per_request,
             units,
             models,
+            reserve,
         }
     }
 
     pub(super) fn unpriced(&mut self, v: Option<&S<String>>) -> Unpriced {
         match v.map(|v| (v.span(), v.get_ref().as_str())) {
-            None | Some((_, "allow")) => Unpriced::Allow,
+            None => Unpriced::Default,
+            Some((_, "allow")) => Unpriced::Allow,
             Some((_, "reject")) => Unpriced::Reject,
             Some((span, other)) => {
                 self.error(

@@ -306,7 +306,7 @@ output_tokens = "0.60/1M"
     assert_eq!(img.unpriced, crate::Unpriced::Reject);
     assert_eq!(img.pricing.per_request.micros(), 500);
     assert_eq!(c.services[1].meter, crate::MeterSpec::OpenAi);
-    assert_eq!(c.services[1].unpriced, crate::Unpriced::Allow);
+    assert_eq!(c.services[1].unpriced, crate::Unpriced::Default);
     assert!(c.services[1].pricing.models.contains_key("gpt-4o-mini"));
 
     for (from, to, needle) in [

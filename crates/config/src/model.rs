@@ -189,6 +189,9 @@ pub enum Unpriced {
     Allow,
     /// Refuse a call whose request names a model without a price (402).
     Reject,
+    /// Not set: reject where a hard budget applies to the call (a budget
+    /// cannot hold against usage it cannot price), allow elsewhere.
+    Default,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -81,6 +81,8 @@ pub struct RawService {
 #[serde(deny_unknown_fields)]
 pub struct RawPrice {
     pub per_request: Option<S<String>>,
+    /// What admission reserves against budgets before the cost is known.
+    pub reserve: Option<S<String>>,
     pub units: Option<Vec<RawUnitPrice>>,
     pub models: Option<BTreeMap<String, BTreeMap<String, S<String>>>>,
 }

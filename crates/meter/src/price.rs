@@ -16,6 +16,9 @@ pub struct Pricing {
     pub units: HashMap<String, Price>,
     /// Prices of units by model (the request's or response's `model`).
     pub models: HashMap<String, HashMap<String, Price>>,
+    /// What admission reserves against budgets before the real cost is
+    /// known; None: estimated from the request (see the budget crate).
+    pub reserve: Option<Money>,
 }
 
 /// The cost of one response.
@@ -99,6 +102,7 @@ mod tests {
             per_request: Money::parse("0.0005").unwrap(),
             units: HashMap::new(),
             models,
+            reserve: None,
         }
     }
 
@@ -140,6 +144,7 @@ mod tests {
             per_request: Money::ZERO,
             units,
             models: HashMap::new(),
+            reserve: None,
         };
         assert_eq!(
             p.price(&usage(None, &[("image", 3)])).cost,

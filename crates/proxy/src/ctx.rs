@@ -54,6 +54,8 @@ pub struct RequestCtx {
     /// Passed every admission check and went on to be forwarded: from here
     /// on the request leaves exactly one ledger record, whatever happens.
     pub admitted: bool,
+    /// The estimated cost held on the caller's budgets until settle.
+    pub reservation: Option<blastdoor_budget::Reservation>,
 }
 
 impl RequestCtx {
@@ -88,6 +90,7 @@ impl RequestCtx {
             cause: None,
             bytes_in: 0,
             admitted: false,
+            reservation: None,
         }
     }
 

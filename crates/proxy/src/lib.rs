@@ -5,6 +5,7 @@ pub mod auth_limiter;
 pub mod authenticate;
 pub mod balance;
 pub mod body;
+pub mod budget;
 pub mod client;
 pub mod ctx;
 pub mod endpoint;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use blastdoor_auth::{JwtVerifier, KeyCache};
+use blastdoor_budget::Book;
 use blastdoor_config::Config;
 use blastdoor_ledger::Spool;
 use blastdoor_telemetry::{AccessLog, Metrics};
@@ -47,6 +49,8 @@ pub struct Gateway {
     /// its own.
     clients: Clients,
     pub(crate) settler: Settler,
+    /// Budgets, checked in memory at admission.
+    pub budgets: Arc<Book>,
     pub metrics: Arc<Metrics>,
     /// API keys, checked in memory on every request.
     pub keys: Arc<KeyCache>,
@@ -63,6 +67,7 @@ impl Gateway {
         metrics: Arc<Metrics>,
         access_log: AccessLog,
         ledger: Option<Arc<Spool>>,
+        budgets: Arc<Book>,
         keys: Arc<KeyCache>,
         tracker: TaskTracker,
     ) -> Arc<Gateway> {
@@ -73,6 +78,7 @@ impl Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             clients,
             settler: Settler::new(&metrics, access_log, ledger),
+            budgets,
             metrics,
             keys,
             jwt: ArcSwap::from_pointee(JwtVerifier::default()),

@@ -30,7 +30,7 @@ use crate::forward::{self, Outgoing};
 use crate::headers::{self, X_BLASTDOOR_COST_USD, X_REQUEST_ID};
 use crate::rate_limit::Quota;
 use crate::snapshot::{ServiceRuntime, Snapshot};
-use crate::{Gateway, authenticate, framing, path, route, stream_usage, upgrade};
+use crate::{Gateway, authenticate, budget, framing, path, route, stream_usage, upgrade};
 
 /// Bodies up to this size are read before forwarding so that a failed
 /// attempt can be retried on another host.
@@ -77,7 +77,12 @@ async fn run(
     limit_rate(&svc, ctx)?;
     admit(&svc, ctx)?;
     let body = read_body(&svc, ctx, parts, body).await?;
-    admit_unpriced(&svc, &body)?;
+    admit_unpriced(gw, &svc, ctx, &body)?;
+    let buffered = match &body {
+        RequestBody::Buffered(b) => b.as_ref(),
+        RequestBody::Streaming { .. } => None,
+    };
+    budget::admit(&gw.budgets, &svc.config, ctx, buffered)?;
     let body = if svc.config.meter == MeterSpec::OpenAi && svc.config.include_usage {
         stream_usage::ask_for_usage(&mut parts.headers, body)
     } else {
@@ -267,13 +272,26 @@ fn admit(svc: &Arc<ServiceRuntime>, ctx: &mut RequestCtx) -> Result<(), GatewayE
     }
 }
 
-/// With `unpriced = "reject"`, a request naming a model the price table
-/// lacks is refused before it costs anything. Only bodies read whole can
-/// be checked; a streamed one is admitted and flagged if its usage cannot
-/// be priced.
-fn admit_unpriced(svc: &ServiceRuntime, body: &RequestBody) -> Result<(), GatewayError> {
+/// With `unpriced = "reject"` (the default where a hard budget applies),
+/// a request naming a model the price table lacks is refused before it
+/// costs anything. Only bodies read whole can be checked; a streamed one
+/// is admitted and flagged if its usage cannot be priced.
+fn admit_unpriced(
+    gw: &Gateway,
+    svc: &ServiceRuntime,
+    ctx: &RequestCtx,
+    body: &RequestBody,
+) -> Result<(), GatewayError> {
     let pricing = &svc.config.pricing;
-    if svc.config.unpriced != Unpriced::Reject || pricing.models.is_empty() {
+    if pricing.models.is_empty() {
+        return Ok(());
+    }
+    let reject = match svc.config.unpriced {
+        Unpriced::Reject => true,
+        Unpriced::Allow => false,
+        Unpriced::Default => budget::hard_budget_applies(&gw.budgets, &svc.config, ctx),
+    };
+    if !reject {
         return Ok(());
     }
     let RequestBody::Buffered(Some(bytes)) = body else {

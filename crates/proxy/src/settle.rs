@@ -87,13 +87,23 @@ impl Settler {
         self.shared.unrouted.in_flight.inc();
     }
 
-    pub fn settle(&self, ctx: RequestCtx, bytes_out: u64, complete: bool, usage: Option<Usage>) {
+    pub fn settle(
+        &self,
+        mut ctx: RequestCtx,
+        bytes_out: u64,
+        complete: bool,
+        usage: Option<Usage>,
+    ) {
         let total = ctx.started.elapsed();
         let usage = usage.or_else(|| per_request_only(&ctx).then(Usage::default));
         let priced = match (&ctx.service, &usage) {
             (Some(svc), Some(usage)) => Some(self.price(svc, usage)),
             _ => None,
         };
+        let cost = priced
+            .as_ref()
+            .map_or(0, |p| i64::try_from(p.cost.micros()).unwrap_or(i64::MAX));
+        crate::budget::settle(ctx.reservation.take(), cost);
         let metrics = ctx
             .service
             .as_ref()
@@ -178,9 +188,12 @@ impl Settler {
         let elapsed_ms = u64::try_from(total.as_millis()).unwrap_or(u64::MAX);
         let caller = ctx.caller.as_deref();
         let consumer = caller.map_or_else(String::new, |c| c.consumer.clone());
+        let now = blastdoor_store::now_ms();
         let record = LedgerRecord {
-            id: crate::headers::new_id(),
-            at: blastdoor_store::now_ms() - i64::try_from(elapsed_ms).unwrap_or(0),
+            // Time first, so the store appends to its index; 64 random bits
+            // keep ids unique across nodes.
+            id: format!("{now:012x}{:016x}", fastrand::u64(..)),
+            at: now - i64::try_from(elapsed_ms).unwrap_or(0),
             request_id: ctx.request_id.clone(),
             trace_id: ctx.trace.trace_id_hex(),
             origin: consumer.clone(),

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use crate::ledger::hour_of;
 use crate::sql::SqlStore;
@@ -19,42 +19,13 @@ macro_rules! ledger_columns {
     };
 }
 
-/// The two report queries (totals, then units) for one grouping column.
-macro_rules! usage_sql {
-    ($col:literal) => {
-        (
-            concat!(
-                "SELECT ",
-                $col,
-                " AS grp, CAST(SUM(requests) AS BIGINT) AS requests, \
-                 CAST(SUM(cost_micros) AS BIGINT) AS cost, \
-                 CAST(SUM(unpriced_requests) AS BIGINT) AS unpriced \
-                 FROM usage_hourly WHERE hour >= $1 AND hour < $2 GROUP BY ",
-                $col
-            ),
-            concat!(
-                "SELECT ",
-                $col,
-                " AS grp, unit, CAST(SUM(amount) AS BIGINT) AS amount \
-                 FROM usage_hourly_units WHERE hour >= $1 AND hour < $2 GROUP BY ",
-                $col,
-                ", unit"
-            ),
-        )
-    };
-}
+/// Records per multi-row INSERT (19 parameters each).
+const INSERT_ROWS: usize = 50;
+/// Rollup rows per multi-row upsert.
+const UPSERT_ROWS: usize = 100;
 
-/// Everything a rollup row is keyed by.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct RollupKey<'a> {
-    hour: i64,
-    service: &'a str,
-    operation: &'a str,
-    team: &'a str,
-    consumer: &'a str,
-    key_id: &'a str,
-    origin: &'a str,
-}
+/// One hourly rollup row: a report dimension's value in one hour.
+type RollupKey<'a> = (&'static str, &'a str, i64);
 
 #[derive(Debug, Default)]
 struct Sums<'a> {
@@ -72,76 +43,148 @@ fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-async fn insert_record(tx: &mut Transaction<'_, Any>, r: &LedgerRecord) -> Result<bool> {
-    let sql = concat!(
-        "INSERT INTO ledger (",
-        ledger_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
-         ON CONFLICT (id) DO NOTHING"
-    );
-    let units = serde_json::to_string(&r.units).unwrap_or_else(|_| "{}".to_string());
-    let done = sqlx::query(sql)
-        .bind(&r.id)
-        .bind(r.at)
-        .bind(&r.request_id)
-        .bind(&r.trace_id)
-        .bind(&r.origin)
-        .bind(&r.consumer)
-        .bind(&r.key_id)
-        .bind(&r.team)
-        .bind(&r.service)
-        .bind(&r.operation)
-        .bind(&r.method)
-        .bind(i64::from(r.status))
-        .bind(&r.error)
-        .bind(i64::from(r.complete))
-        .bind(to_i64(r.latency_ms))
-        .bind(&r.model)
-        .bind(units)
-        .bind(r.cost_micros)
-        .bind(&r.unpriced)
-        .execute(&mut **tx)
-        .await?;
-    Ok(done.rows_affected() == 1)
+/// `INSERT INTO {table} ({columns}) VALUES ($1, ..), (..) {tail}` for
+/// `rows` rows. Only placeholders vary: no data is ever spliced in.
+fn multi_row_sql(table: &str, columns: &str, per_row: usize, rows: usize, tail: &str) -> String {
+    let mut sql = format!("INSERT INTO {table} ({columns}) VALUES ");
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..per_row {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", r * per_row + c + 1));
+        }
+        sql.push(')');
+    }
+    sql.push(' ');
+    sql.push_str(tail);
+    sql
 }
 
-async fn add_rollup(tx: &mut Transaction<'_, Any>, k: &RollupKey<'_>, s: &Sums<'_>) -> Result<()> {
-    let sql = "INSERT INTO usage_hourly (hour, service, operation, team, consumer, key_id, origin, requests, cost_micros, unpriced_requests) \
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-               ON CONFLICT (hour, service, operation, team, consumer, key_id, origin) DO UPDATE SET \
-               requests = usage_hourly.requests + excluded.requests, \
-               cost_micros = usage_hourly.cost_micros + excluded.cost_micros, \
-               unpriced_requests = usage_hourly.unpriced_requests + excluded.unpriced_requests";
-    sqlx::query(sql)
-        .bind(k.hour)
-        .bind(k.service)
-        .bind(k.operation)
-        .bind(k.team)
-        .bind(k.consumer)
-        .bind(k.key_id)
-        .bind(k.origin)
-        .bind(s.requests)
-        .bind(s.cost)
-        .bind(s.unpriced)
-        .execute(&mut **tx)
-        .await?;
-    let sql = "INSERT INTO usage_hourly_units (hour, service, operation, team, consumer, key_id, origin, unit, amount) \
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-               ON CONFLICT (hour, service, operation, team, consumer, key_id, origin, unit) DO UPDATE SET \
-               amount = usage_hourly_units.amount + excluded.amount";
-    for (unit, amount) in &s.units {
-        sqlx::query(sql)
-            .bind(k.hour)
-            .bind(k.service)
-            .bind(k.operation)
-            .bind(k.team)
-            .bind(k.consumer)
-            .bind(k.key_id)
-            .bind(k.origin)
-            .bind(*unit)
-            .bind(*amount)
-            .execute(&mut **tx)
-            .await?;
+/// Inserts records not yet stored; returns the ids that were new.
+async fn insert_records(
+    tx: &mut Transaction<'_, Any>,
+    records: &[LedgerRecord],
+) -> Result<std::collections::HashSet<String>> {
+    let mut inserted = std::collections::HashSet::new();
+    for chunk in records.chunks(INSERT_ROWS) {
+        let sql = multi_row_sql(
+            "ledger",
+            ledger_columns!(),
+            19,
+            chunk.len(),
+            "ON CONFLICT (id) DO NOTHING RETURNING id",
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for r in chunk {
+            let units = serde_json::to_string(&r.units).unwrap_or_else(|_| "{}".to_string());
+            q = q
+                .bind(r.id.clone())
+                .bind(r.at)
+                .bind(r.request_id.clone())
+                .bind(r.trace_id.clone())
+                .bind(r.origin.clone())
+                .bind(r.consumer.clone())
+                .bind(r.key_id.clone())
+                .bind(r.team.clone())
+                .bind(r.service.clone())
+                .bind(r.operation.clone())
+                .bind(r.method.clone())
+                .bind(i64::from(r.status))
+                .bind(r.error.clone())
+                .bind(i64::from(r.complete))
+                .bind(to_i64(r.latency_ms))
+                .bind(r.model.clone())
+                .bind(units)
+                .bind(r.cost_micros)
+                .bind(r.unpriced.clone());
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            inserted.insert(row.try_get::<String, _>("id")?);
+        }
+    }
+    Ok(inserted)
+}
+
+/// Sums new records into one row per (dimension, value, hour).
+fn roll_up<'a>(
+    records: impl Iterator<Item = &'a LedgerRecord>,
+) -> BTreeMap<RollupKey<'a>, Sums<'a>> {
+    let mut rollups: BTreeMap<RollupKey<'a>, Sums<'a>> = BTreeMap::new();
+    for r in records {
+        let hour = hour_of(r.at);
+        for (dim, value) in [
+            ("team", &r.team),
+            ("consumer", &r.consumer),
+            ("service", &r.service),
+            ("operation", &r.operation),
+            ("origin", &r.origin),
+            ("key", &r.key_id),
+        ] {
+            let sums = rollups.entry((dim, value.as_str(), hour)).or_default();
+            sums.requests += 1;
+            sums.cost = sums.cost.saturating_add(r.cost_micros);
+            sums.unpriced += i64::from(r.unpriced.is_some());
+            for (unit, n) in &r.units {
+                *sums.units.entry(unit.as_str()).or_default() += to_i64(*n);
+            }
+        }
+    }
+    rollups
+}
+
+async fn add_rollups(
+    tx: &mut Transaction<'_, Any>,
+    rollups: &BTreeMap<RollupKey<'_>, Sums<'_>>,
+) -> Result<()> {
+    let rows: Vec<_> = rollups.iter().collect();
+    for chunk in rows.chunks(UPSERT_ROWS) {
+        let sql = multi_row_sql(
+            "usage_rollup",
+            "dim, value, hour, requests, cost_micros, unpriced_requests",
+            6,
+            chunk.len(),
+            "ON CONFLICT (dim, value, hour) DO UPDATE SET \
+             requests = usage_rollup.requests + excluded.requests, \
+             cost_micros = usage_rollup.cost_micros + excluded.cost_micros, \
+             unpriced_requests = usage_rollup.unpriced_requests + excluded.unpriced_requests",
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for ((dim, value, hour), s) in chunk {
+            q = q
+                .bind(*dim)
+                .bind(value.to_string())
+                .bind(*hour)
+                .bind(s.requests)
+                .bind(s.cost)
+                .bind(s.unpriced);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    let units: Vec<_> = rollups
+        .iter()
+        .flat_map(|(k, s)| s.units.iter().map(move |(u, n)| (k, *u, *n)))
+        .collect();
+    for chunk in units.chunks(UPSERT_ROWS) {
+        let sql = multi_row_sql(
+            "usage_rollup_units",
+            "dim, value, hour, unit, amount",
+            5,
+            chunk.len(),
+            "ON CONFLICT (dim, value, hour, unit) DO UPDATE SET \
+             amount = usage_rollup_units.amount + excluded.amount",
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for ((dim, value, hour), unit, amount) in chunk {
+            q = q
+                .bind(*dim)
+                .bind(value.to_string())
+                .bind(*hour)
+                .bind(unit.to_string())
+                .bind(*amount);
+        }
+        q.execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -176,56 +219,31 @@ fn record_from_row(row: &AnyRow) -> Result<LedgerRecord> {
 impl LedgerStore for SqlStore {
     async fn append_ledger(&self, batch: &[LedgerRecord]) -> Result<usize> {
         let mut tx = self.pool().begin().await?;
-        let mut rollups: BTreeMap<RollupKey<'_>, Sums<'_>> = BTreeMap::new();
-        let mut inserted = 0;
-        for r in batch {
-            if !insert_record(&mut tx, r).await? {
-                continue;
-            }
-            inserted += 1;
-            let sums = rollups
-                .entry(RollupKey {
-                    hour: hour_of(r.at),
-                    service: &r.service,
-                    operation: &r.operation,
-                    team: &r.team,
-                    consumer: &r.consumer,
-                    key_id: &r.key_id,
-                    origin: &r.origin,
-                })
-                .or_default();
-            sums.requests += 1;
-            sums.cost = sums.cost.saturating_add(r.cost_micros);
-            sums.unpriced += i64::from(r.unpriced.is_some());
-            for (unit, n) in &r.units {
-                *sums.units.entry(unit).or_default() += to_i64(*n);
-            }
-        }
-        for (key, sums) in &rollups {
-            add_rollup(&mut tx, key, sums).await?;
-        }
+        let inserted = insert_records(&mut tx, batch).await?;
+        // Only new records count: a replayed spool must not count twice.
+        let rollups = roll_up(batch.iter().filter(|r| inserted.contains(&r.id)));
+        add_rollups(&mut tx, &rollups).await?;
         tx.commit().await?;
-        Ok(inserted)
+        Ok(inserted.len())
     }
 
     async fn usage(&self, group_by: GroupBy, from: i64, to: i64) -> Result<Vec<UsageRow>> {
-        let (totals, units) = match group_by {
-            GroupBy::Team => usage_sql!("team"),
-            GroupBy::Consumer => usage_sql!("consumer"),
-            GroupBy::Service => usage_sql!("service"),
-            GroupBy::Operation => usage_sql!("operation"),
-            GroupBy::Origin => usage_sql!("origin"),
-            GroupBy::Key => usage_sql!("key_id"),
-        };
+        let totals = "SELECT value, CAST(SUM(requests) AS BIGINT) AS requests, \
+                      CAST(SUM(cost_micros) AS BIGINT) AS cost, \
+                      CAST(SUM(unpriced_requests) AS BIGINT) AS unpriced \
+                      FROM usage_rollup WHERE dim = $1 AND hour >= $2 AND hour < $3 GROUP BY value";
+        let units = "SELECT value, unit, CAST(SUM(amount) AS BIGINT) AS amount \
+                     FROM usage_rollup_units WHERE dim = $1 AND hour >= $2 AND hour < $3 GROUP BY value, unit";
         let (from, to) = (hour_of(from), hour_of(to.saturating_add(3_599_999)));
         let mut rows: BTreeMap<String, UsageRow> = BTreeMap::new();
         for row in sqlx::query(totals)
+            .bind(group_by.as_str())
             .bind(from)
             .bind(to)
             .fetch_all(self.pool())
             .await?
         {
-            let group: String = row.try_get("grp")?;
+            let group: String = row.try_get("value")?;
             rows.insert(
                 group.clone(),
                 UsageRow {
@@ -238,12 +256,13 @@ impl LedgerStore for SqlStore {
             );
         }
         for row in sqlx::query(units)
+            .bind(group_by.as_str())
             .bind(from)
             .bind(to)
             .fetch_all(self.pool())
             .await?
         {
-            let group: String = row.try_get("grp")?;
+            let group: String = row.try_get("value")?;
             if let Some(r) = rows.get_mut(&group) {
                 r.units
                     .insert(row.try_get("unit")?, to_u64(row.try_get("amount")?));
@@ -259,20 +278,12 @@ impl LedgerStore for SqlStore {
     }
 
     async fn spend_since(&self, scope: BudgetScope, target: &str, from: i64) -> Result<i64> {
-        let sql = match scope {
-            BudgetScope::Key => {
-                "SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM usage_hourly WHERE hour >= $1 AND key_id = $2"
-            }
-            BudgetScope::Team => {
-                "SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM usage_hourly WHERE hour >= $1 AND team = $2"
-            }
-            BudgetScope::Service => {
-                "SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM usage_hourly WHERE hour >= $1 AND service = $2"
-            }
-        };
+        let sql = "SELECT CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) FROM usage_rollup \
+                   WHERE dim = $1 AND value = $2 AND hour >= $3";
         let spent: i64 = sqlx::query_scalar(sql)
-            .bind(from)
+            .bind(scope.as_str())
             .bind(target)
+            .bind(from)
             .fetch_one(self.pool())
             .await?;
         Ok(spent)

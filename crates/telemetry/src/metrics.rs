@@ -44,6 +44,19 @@ struct UpstreamLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BudgetLabels {
+    scope: &'static str,
+    target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BudgetAlertLabels {
+    scope: &'static str,
+    target: String,
+    threshold: u32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
@@ -79,6 +92,8 @@ pub struct Metrics {
     /// Store queries made by this process (refreshed when scraped).
     pub store_queries: Gauge,
     pub ledger: LedgerMetrics,
+    budget_remaining: Family<BudgetLabels, Gauge<f64, AtomicU64>>,
+    budget_alerts: Family<BudgetAlertLabels, Counter>,
 }
 
 /// The ledger's path from spool to store.
@@ -213,7 +228,21 @@ impl Metrics {
             "Bytes of usage records waiting in the local spool",
             ledger.spool_bytes.clone(),
         );
+        let budget_remaining = Family::<BudgetLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "blastdoor_budget_remaining_usd",
+            "What is left of each budget in its current period, in US dollars (negative: overspent)",
+            budget_remaining.clone(),
+        );
+        let budget_alerts = Family::<BudgetAlertLabels, Counter>::default();
+        registry.register(
+            "blastdoor_budget_alerts",
+            "Budget alerts raised, by budget and threshold (percent)",
+            budget_alerts.clone(),
+        );
         Metrics {
+            budget_remaining,
+            budget_alerts,
             ledger,
             cost,
             units,
@@ -282,6 +311,30 @@ impl Metrics {
             rejected_overload: self.rejected_overload.get_or_create(&labels).clone(),
             in_flight: self.in_flight.clone(),
         })
+    }
+
+    /// Sets what is left of a budget (labels bounded by the number of
+    /// budgets an admin set).
+    pub fn budget_remaining(&self, scope: &'static str, target: &str, usd: f64) {
+        let labels = BudgetLabels {
+            scope,
+            target: target.to_string(),
+        };
+        self.budget_remaining.get_or_create(&labels).set(usd);
+    }
+
+    /// Forgets budgets that no longer exist.
+    pub fn clear_budgets(&self) {
+        self.budget_remaining.clear();
+    }
+
+    pub fn budget_alert(&self, scope: &'static str, target: &str, threshold: u32) {
+        let labels = BudgetAlertLabels {
+            scope,
+            target: target.to_string(),
+            threshold,
+        };
+        self.budget_alerts.get_or_create(&labels).inc();
     }
 
     /// Handles for one upstream host of a service.

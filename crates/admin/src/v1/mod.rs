@@ -3,8 +3,10 @@
 //! and the auth layer wraps all of it. A test walks the same table.
 
 mod audit;
+mod budgets;
 mod keys;
 mod services;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use blastdoor_auth::KeyCache;
 use blastdoor_auth::key::constant_time_eq;
 use blastdoor_config::Secret;
@@ -49,6 +51,9 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<Arc<Api>>)> {
         ("/keys/{id}/revoke", post(keys::revoke)),
         ("/keys/{id}/rotate", post(keys::rotate)),
         ("/services", get(services::list)),
+        ("/usage", get(usage::get)),
+        ("/budgets", get(budgets::list).post(budgets::set)),
+        ("/budgets/{scope}/{target}", delete(budgets::delete)),
         ("/audit", get(audit::list)),
     ]
 }

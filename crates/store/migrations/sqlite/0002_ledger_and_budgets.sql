@@ -1,6 +1,6 @@
 -- The usage ledger: one row per admitted request. `id` is assigned by the
--- gateway when the request settles, so replaying a spool after a crash
--- inserts nothing twice.
+-- gateway when the request settles (time first, so inserts append to the
+-- index), and replaying a spool after a crash inserts nothing twice.
 CREATE TABLE ledger (
     id          TEXT PRIMARY KEY,
     at          INTEGER NOT NULL,                -- request start, unix milliseconds
@@ -26,34 +26,30 @@ CREATE INDEX ledger_at ON ledger (at);
 CREATE INDEX ledger_request_id ON ledger (request_id);
 CREATE INDEX ledger_unpriced ON ledger (service, model) WHERE unpriced IS NOT NULL;
 
--- Hourly rollups of the ledger, kept in the same transaction as the rows
--- they sum: reports and budget spend read these, not millions of rows.
-CREATE TABLE usage_hourly (
+-- Hourly rollups of the ledger, one series per report dimension (team,
+-- consumer, service, operation, origin, key), kept in the same transaction
+-- as the rows they sum: reports and budget spend read these, never
+-- millions of ledger rows.
+CREATE TABLE usage_rollup (
+    dim               TEXT NOT NULL,          -- team | consumer | service | operation | origin | key
+    value             TEXT NOT NULL,
     hour              INTEGER NOT NULL,          -- unix milliseconds, floored to the hour (UTC)
-    service           TEXT NOT NULL,
-    operation         TEXT NOT NULL,
-    team              TEXT NOT NULL,
-    consumer          TEXT NOT NULL,
-    key_id            TEXT NOT NULL,
-    origin            TEXT NOT NULL,
     requests          INTEGER NOT NULL,
     cost_micros       INTEGER NOT NULL,
     unpriced_requests INTEGER NOT NULL,
-    PRIMARY KEY (hour, service, operation, team, consumer, key_id, origin)
+    PRIMARY KEY (dim, value, hour)
 );
+CREATE INDEX usage_rollup_hour ON usage_rollup (dim, hour);
 
-CREATE TABLE usage_hourly_units (
-    hour      INTEGER NOT NULL,
-    service   TEXT NOT NULL,
-    operation TEXT NOT NULL,
-    team      TEXT NOT NULL,
-    consumer  TEXT NOT NULL,
-    key_id    TEXT NOT NULL,
-    origin    TEXT NOT NULL,
-    unit      TEXT NOT NULL,
-    amount    INTEGER NOT NULL,
-    PRIMARY KEY (hour, service, operation, team, consumer, key_id, origin, unit)
+CREATE TABLE usage_rollup_units (
+    dim    TEXT NOT NULL,
+    value  TEXT NOT NULL,
+    hour   INTEGER NOT NULL,
+    unit   TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    PRIMARY KEY (dim, value, hour, unit)
 );
+CREATE INDEX usage_rollup_units_hour ON usage_rollup_units (dim, hour);
 
 -- Spending limits on a key, a team or a service; one per target.
 CREATE TABLE budgets (
