@@ -447,3 +447,36 @@ async fn usage_reports_group_the_ledger_by_team_key_and_service() {
     );
     assert!(table.contains("0.324"), "{table}");
 }
+
+#[tokio::test]
+async fn check_warns_about_models_the_ledger_saw_without_a_price() {
+    let up = MockUpstream::start(|_req| async {
+        json(
+            StatusCode::OK,
+            &json!({"model": "gpt-9", "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 5}}),
+        )
+    })
+    .await;
+    let chat = "meter = \"openai\"\nunpriced = \"allow\"\n[service.price.models.\"gpt-4o-mini\"]\ninput_tokens = \"0.15/1M\"\noutput_tokens = \"0.60/1M\"";
+    let mut gw = start(&service("chat", "/chat", &[up.url()], chat));
+    let reply = Client::http1()
+        .post(&gw.url("/chat/v1/chat/completions"), r#"{"model":"gpt-9"}"#)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    gw.signal("TERM");
+    assert!(gw.wait_exit().success());
+    let out = std::process::Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&gw.config_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "warnings do not fail the check");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains(
+            "warning: service chat: model \"gpt-9\" was called in the last 30 days and has no price"
+        ),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("gpt-4o-mini"), "{stdout}");
+}
