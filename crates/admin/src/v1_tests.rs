@@ -42,7 +42,6 @@ async fn fixture(token: Option<&str>) -> Fixture {
         config,
         Arc::clone(&metrics),
         AccessLog::disabled(),
-        None,
         Default::default(),
         Arc::clone(&keys),
         Default::default(),

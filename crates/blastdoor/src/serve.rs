@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use blastdoor_admin::{AdminState, Api};
 use blastdoor_auth::KeyCache;
 use blastdoor_budget::Book;
+use blastdoor_cluster::{Buckets, Redis, Tallies};
 use blastdoor_config::Config;
 use blastdoor_ledger::WriterHandle;
 use blastdoor_proxy::Gateway;
@@ -152,7 +153,24 @@ async fn start(
     let (spool, ledger) = crate::ledger::start(&config, &store, &metrics).await?;
     // After the spool replay, so budgets start from every recorded cost.
     let (alerts_tx, alerts_rx) = tokio::sync::mpsc::channel(crate::alerts::QUEUE);
-    let budgets = Arc::new(Book::new(Some(alerts_tx)));
+    let (book, buckets) = match &config.store.redis {
+        Some(url) => {
+            let redis = Redis::start(
+                url,
+                config.store.redis_timeout,
+                &config.store.redis_prefix,
+                metrics.redis_errors.clone(),
+            )
+            .context("cannot use the redis URL")?;
+            (
+                Book::new(Some(alerts_tx))
+                    .shared_through(Arc::new(Tallies::new(Arc::clone(&redis)))),
+                Some(Arc::new(Buckets::new(redis))),
+            )
+        }
+        None => (Book::new(Some(alerts_tx)), None),
+    };
+    let budgets = Arc::new(book);
     blastdoor_budget::ops::sync(&store, &budgets)
         .await
         .context("cannot load budgets from the store")?;
@@ -162,8 +180,11 @@ async fn start(
         config,
         Arc::clone(&metrics),
         access_log,
-        Some(spool),
-        Arc::clone(&budgets),
+        blastdoor_proxy::Usage {
+            ledger: Some(spool),
+            budgets: Arc::clone(&budgets),
+            buckets,
+        },
         Arc::clone(&keys),
         tracker.clone(),
     );

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
 use arc_swap::ArcSwap;
+use blastdoor_cluster::Tallies;
 use blastdoor_store::{BudgetRecord, BudgetScope};
 use tokio::sync::mpsc;
 
@@ -69,6 +70,22 @@ impl Budget {
             && self.alerts == sorted(&record.alerts)
     }
 
+    /// Takes the cluster's figures (from Redis) as this node's.
+    pub(crate) fn mirror(&self, used: i64, settled: i64) {
+        self.used.store(used, Ordering::Release);
+        self.settled.store(settled, Ordering::Release);
+    }
+
+    /// Marks thresholds the cluster has alerted on, so this node does not
+    /// alert on them again from its own figures.
+    pub(crate) fn mark_alerted(&self, thresholds: &[u32]) {
+        for (i, t) in self.alerts.iter().enumerate() {
+            if thresholds.contains(t) {
+                self.alerted.fetch_or(1 << i, Ordering::AcqRel);
+            }
+        }
+    }
+
     /// Settled spend in the current period.
     pub fn spent(&self) -> i64 {
         self.settled.load(Ordering::Relaxed)
@@ -89,7 +106,7 @@ impl Budget {
 
     /// Starts a new period if `now` is past the current one: spend and
     /// alerts reset, reservations in flight carry over.
-    fn roll(&self, now_ms: i64) {
+    pub(crate) fn roll(&self, now_ms: i64) {
         let start = self.period.start(now_ms);
         let current = self.period_start.load(Ordering::Relaxed);
         if start > current
@@ -125,7 +142,7 @@ impl Budget {
 
     /// Replaces a reservation by the real cost; returns the thresholds
     /// this settlement crossed.
-    fn settle(&self, estimate: i64, actual: i64) -> Vec<u32> {
+    pub(crate) fn settle(&self, estimate: i64, actual: i64) -> Vec<u32> {
         self.used.fetch_add(actual - estimate, Ordering::AcqRel);
         let spent = self.settled.fetch_add(actual, Ordering::AcqRel) + actual;
         let mut crossed_now = Vec::new();
@@ -207,6 +224,8 @@ impl Index {
 pub struct Book {
     index: ArcSwap<Index>,
     alerts: Option<mpsc::Sender<Alert>>,
+    /// The cluster's tallies, when budgets are shared through Redis.
+    pub(crate) tallies: Option<Arc<Tallies>>,
 }
 
 impl Default for Book {
@@ -221,7 +240,14 @@ impl Book {
         Book {
             index: ArcSwap::from_pointee(Index::default()),
             alerts,
+            tallies: None,
         }
+    }
+
+    /// Shares spend and reservations with the cluster through Redis.
+    pub fn shared_through(mut self, tallies: Arc<Tallies>) -> Book {
+        self.tallies = Some(tallies);
+        self
     }
 
     /// The budgets that apply to a call of `service` by `key` of `team`.
@@ -274,7 +300,12 @@ impl Book {
             budgets,
             estimate,
             alerts: self.alerts.clone(),
+            shared: None,
         })
+    }
+
+    pub(crate) fn alerts(&self) -> Option<mpsc::Sender<Alert>> {
+        self.alerts.clone()
     }
 
     /// Installs the budgets from the store. A budget whose target, period
@@ -339,9 +370,11 @@ fn sorted(alerts: &[u32]) -> Vec<u32> {
 /// with the real cost; dropped unsettled, it is released.
 #[derive(Debug)]
 pub struct Reservation {
-    budgets: Vec<Arc<Budget>>,
-    estimate: i64,
-    alerts: Option<mpsc::Sender<Alert>>,
+    pub(crate) budgets: Vec<Arc<Budget>>,
+    pub(crate) estimate: i64,
+    pub(crate) alerts: Option<mpsc::Sender<Alert>>,
+    /// Held in the cluster's tallies rather than in this node's book.
+    pub(crate) shared: Option<crate::shared::Held>,
 }
 
 impl Reservation {
@@ -351,6 +384,7 @@ impl Reservation {
             budgets: Vec::new(),
             estimate: 0,
             alerts: None,
+            shared: None,
         }
     }
 
@@ -365,6 +399,11 @@ impl Reservation {
     /// Replaces the reservation by the real cost, raising alerts for
     /// thresholds it crossed.
     pub fn settle(mut self, actual: i64) {
+        if let Some(held) = self.shared.take() {
+            let budgets = std::mem::take(&mut self.budgets);
+            held.settle(budgets, self.estimate, actual.max(0), self.alerts.clone());
+            return;
+        }
         let budgets = std::mem::take(&mut self.budgets);
         for b in budgets {
             for threshold in b.settle(self.estimate, actual.max(0)) {
@@ -374,27 +413,37 @@ impl Reservation {
     }
 
     fn raise(&self, b: &Budget, threshold: u32) {
-        let alert = Alert {
-            scope: b.scope,
-            target: b.target.clone(),
-            threshold,
-            mode: if b.hard { "hard" } else { "soft" },
-            period: b.period.as_str(),
-            period_start: b.period_start(),
-            spent_usd: usd(b.spent()),
-            amount_usd: usd(b.amount),
-        };
-        tracing::warn!(scope = alert.scope.as_str(), target = %alert.target, threshold, spent_usd = %alert.spent_usd, amount_usd = %alert.amount_usd, mode = alert.mode, "budget alert");
-        if let Some(tx) = &self.alerts
-            && tx.try_send(alert).is_err()
-        {
-            tracing::warn!("budget alert queue full: webhook not sent");
-        }
+        raise(self.alerts.as_ref(), b, threshold);
+    }
+}
+
+/// Sends an alert for `b` crossing `threshold` to the log and the webhook
+/// queue.
+pub(crate) fn raise(alerts: Option<&mpsc::Sender<Alert>>, b: &Budget, threshold: u32) {
+    let alert = Alert {
+        scope: b.scope,
+        target: b.target.clone(),
+        threshold,
+        mode: if b.hard { "hard" } else { "soft" },
+        period: b.period.as_str(),
+        period_start: b.period_start(),
+        spent_usd: usd(b.spent()),
+        amount_usd: usd(b.amount),
+    };
+    tracing::warn!(scope = alert.scope.as_str(), target = %alert.target, threshold, spent_usd = %alert.spent_usd, amount_usd = %alert.amount_usd, mode = alert.mode, "budget alert");
+    if let Some(tx) = alerts
+        && tx.try_send(alert).is_err()
+    {
+        tracing::warn!("budget alert queue full: webhook not sent");
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
+        if let Some(held) = self.shared.take() {
+            held.release(self.estimate);
+            return;
+        }
         for b in &self.budgets {
             b.release(self.estimate);
         }

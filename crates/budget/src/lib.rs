@@ -13,6 +13,7 @@ pub mod alert;
 pub mod book;
 pub mod ops;
 pub mod period;
+mod shared;
 
 pub use alert::Alert;
 pub use book::{Book, Budget, Exceeded, Reservation};

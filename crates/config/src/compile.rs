@@ -1,7 +1,7 @@
 //! [`RawConfig`] to [`Config`]: interpolation, units, defaults and checks.
 //! Every problem is recorded; compilation fails if there is at least one.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -235,14 +235,26 @@ impl Cx<'_> {
         };
         let redis = raw.redis.as_ref().and_then(|v| {
             let s = self.string(v)?;
-            if !(s.starts_with("redis://") || s.starts_with("rediss://")) {
+            if s.starts_with("rediss://") {
                 self.error(
                     v.span(),
-                    format!("redis url {s:?} must start with redis:// or rediss://"),
+                    "redis over TLS (rediss://) is not supported yet: use redis:// on a private network",
                 );
+            } else if !s.starts_with("redis://") {
+                self.error(v.span(), format!("redis url {s:?} must start with redis://"));
             }
             Some(s)
         });
+        let redis_prefix = raw
+            .redis_prefix
+            .as_ref()
+            .and_then(|v| self.string(v))
+            .unwrap_or_else(|| "blastdoor:".to_string());
+        let redis_timeout = self.duration(
+            &raw.redis_timeout,
+            Duration::from_millis(100),
+            "redis_timeout",
+        );
         let key_sync_interval = self.duration(
             &raw.key_sync_interval,
             Duration::from_secs(1),
@@ -272,6 +284,8 @@ impl Cx<'_> {
         Store {
             url,
             redis,
+            redis_prefix,
+            redis_timeout,
             key_sync_interval,
             spool_dir,
             spool_max_size,
@@ -352,6 +366,8 @@ impl Cx<'_> {
                 UpstreamProtocol::Http1
             }
         };
+        let meter = self.meter(r);
+        let rate_limit = self.rate_limit(r.rate_limit.as_ref(), &meter.units());
         Service {
             owner: r
                 .owner
@@ -368,11 +384,11 @@ impl Cx<'_> {
             max_request_body: self.size(&r.max_request_body, 10 * 1024 * 1024, "max_request_body"),
             retries: self.retries(r.retries.as_ref()),
             outlier: self.outlier(r.outlier.as_ref()),
-            rate_limit: self.rate_limit(r.rate_limit.as_ref()),
+            rate_limit,
             health_check: r.health_check.as_ref().map(|h| self.health_check(h)),
             upstream_auth: r.upstream_auth.as_ref().and_then(|a| self.upstream_auth(a)),
             strip_headers: self.header_names(r.strip_headers.as_ref()),
-            meter: self.meter(r),
+            meter,
             include_usage: r.include_usage.unwrap_or(true),
             pricing: self.pricing(r.price.as_ref()),
             unpriced: self.unpriced(r.unpriced.as_ref()),
@@ -447,7 +463,9 @@ impl Cx<'_> {
         }
     }
 
-    fn rate_limit(&mut self, r: Option<&RawRateLimit>) -> RateLimit {
+    /// `units`: what the service's meter reports; a units limit on
+    /// anything else could never apply.
+    fn rate_limit(&mut self, r: Option<&RawRateLimit>, units: &[String]) -> RateLimit {
         let Some(r) = r else {
             return RateLimit::default();
         };
@@ -455,14 +473,53 @@ impl Cx<'_> {
             v.as_ref()
                 .map(|_| self.int(v, 0, 1..10_000_001, what) as u32)
         };
+        let requests_per_minute = limit(&r.requests_per_minute, "requests_per_minute");
+        let per_key_requests_per_minute = limit(
+            &r.per_key_requests_per_minute,
+            "per_key_requests_per_minute",
+        );
+        let per_key_concurrency = limit(&r.per_key_concurrency, "per_key_concurrency");
         RateLimit {
-            requests_per_minute: limit(&r.requests_per_minute, "requests_per_minute"),
-            per_key_requests_per_minute: limit(
-                &r.per_key_requests_per_minute,
-                "per_key_requests_per_minute",
+            requests_per_minute,
+            per_key_requests_per_minute,
+            per_key_concurrency,
+            units_per_minute: self.unit_limits(
+                r.units_per_minute.as_ref(),
+                units,
+                "units_per_minute",
             ),
-            per_key_concurrency: limit(&r.per_key_concurrency, "per_key_concurrency"),
+            per_key_units_per_minute: self.unit_limits(
+                r.per_key_units_per_minute.as_ref(),
+                units,
+                "per_key_units_per_minute",
+            ),
         }
+    }
+
+    fn unit_limits(
+        &mut self,
+        limits: Option<&BTreeMap<String, S<i64>>>,
+        units: &[String],
+        what: &str,
+    ) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        for (unit, v) in limits.into_iter().flatten() {
+            if !units.iter().any(|u| u == unit) {
+                let known = if units.is_empty() {
+                    "the service's meter reports no units".to_string()
+                } else {
+                    format!("the service's meter reports {}", units.join(", "))
+                };
+                self.error(
+                    v.span(),
+                    format!("{what}: unit {unit:?} is never metered here ({known})"),
+                );
+                continue;
+            }
+            let n = self.int(&Some(v.clone()), 0, 1..1_000_000_000_001, what);
+            out.push((unit.clone(), n));
+        }
+        out
     }
 
     fn outlier(&mut self, r: Option<&RawOutlier>) -> Outlier {

@@ -364,3 +364,37 @@ fn rate_limits() {
             .contains("requests_per_minute must be between")
     );
 }
+
+#[test]
+fn units_per_minute_limits_name_metered_units() {
+    let text = "[[service]]\nname = \"s\"\nroute = { prefix = \"/s\" }\nupstreams = [\"http://127.0.0.1:1\"]\nmeter = \"openai\"\n[service.rate_limit]\nunits_per_minute = { output_tokens = 100000 }\nper_key_units_per_minute = { input_tokens = 5000, output_tokens = 2000 }\n";
+    let c = load(text).unwrap();
+    let limits = &c.services[0].rate_limit;
+    assert_eq!(
+        limits.units_per_minute,
+        vec![("output_tokens".to_string(), 100_000)]
+    );
+    assert_eq!(
+        limits.per_key_units_per_minute,
+        vec![
+            ("input_tokens".to_string(), 5000),
+            ("output_tokens".to_string(), 2000)
+        ]
+    );
+    let err = load(&text.replace("output_tokens = 100000", "image = 10"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "unit \"image\" is never metered here (the service's meter reports input_tokens"
+        ),
+        "{err}"
+    );
+    let err = load(&text.replace("= 100000", "= 0"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("units_per_minute must be between 1 and"),
+        "{err}"
+    );
+}

@@ -82,6 +82,10 @@ pub struct Tls {
 pub struct Store {
     pub url: String,
     pub redis: Option<String>,
+    /// Prefix of every Redis key, so clusters can share one Redis.
+    pub redis_prefix: String,
+    /// How long a request waits on Redis before this node decides alone.
+    pub redis_timeout: Duration,
     /// How often each node asks the store for changed keys: the bound on
     /// how long a revoke made elsewhere takes to reach this node.
     pub key_sync_interval: Duration,
@@ -102,6 +106,8 @@ impl fmt::Debug for Store {
         f.debug_struct("Store")
             .field("url", &redact_url(&self.url))
             .field("redis", &self.redis.as_deref().map(redact_url))
+            .field("redis_prefix", &self.redis_prefix)
+            .field("redis_timeout", &self.redis_timeout)
             .field("key_sync_interval", &self.key_sync_interval)
             .field("spool_dir", &self.spool_dir)
             .field("spool_max_size", &self.spool_max_size)
@@ -230,14 +236,18 @@ pub struct Retries {
     pub min_per_second: u32,
 }
 
-/// Requests per minute a service takes, in all and per caller (API key or
-/// token subject). None: no limit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Requests and units per minute a service takes, in all and per caller
+/// (API key or token subject). None or empty: no limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RateLimit {
     pub requests_per_minute: Option<u32>,
     pub per_key_requests_per_minute: Option<u32>,
     /// Requests one caller may have in flight at once.
     pub per_key_concurrency: Option<u32>,
+    /// (unit, limit): units the meter reports, per minute, for the service.
+    pub units_per_minute: Vec<(String, u64)>,
+    /// (unit, limit) per caller.
+    pub per_key_units_per_minute: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Clone)]

@@ -38,6 +38,8 @@ pub struct RawTls {
 pub struct RawStore {
     pub url: Option<S<String>>,
     pub redis: Option<S<String>>,
+    pub redis_timeout: Option<S<String>>,
+    pub redis_prefix: Option<S<String>>,
     pub key_sync_interval: Option<S<String>>,
     pub spool_dir: Option<S<String>>,
     pub spool_max_size: Option<S<String>>,
@@ -124,6 +126,10 @@ pub struct RawRateLimit {
     pub requests_per_minute: Option<S<i64>>,
     pub per_key_requests_per_minute: Option<S<i64>>,
     pub per_key_concurrency: Option<S<i64>>,
+    /// Units (as the meter names them) per minute, for the whole service.
+    pub units_per_minute: Option<BTreeMap<String, S<i64>>>,
+    /// Units per minute per caller.
+    pub per_key_units_per_minute: Option<BTreeMap<String, S<i64>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

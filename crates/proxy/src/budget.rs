@@ -15,8 +15,9 @@ use crate::error::GatewayError;
 /// JSON run about four; fewer bytes per token would under-reserve.
 const BYTES_PER_TOKEN: u64 = 3;
 
-/// Reserves the request's estimated cost on its budgets.
-pub fn admit(
+/// Reserves the request's estimated cost on its budgets (in the cluster's
+/// tallies when budgets are shared through Redis).
+pub async fn admit(
     book: &Book,
     svc: &Service,
     ctx: &mut RequestCtx,
@@ -32,7 +33,10 @@ pub fn admit(
         return Ok(());
     }
     let estimate = estimate(svc, body);
-    match book.reserve(budgets, estimate, blastdoor_store::now_ms()) {
+    match book
+        .reserve_shared(budgets, estimate, blastdoor_store::now_ms())
+        .await
+    {
         Ok(r) => {
             ctx.reservation = Some(r);
             Ok(())

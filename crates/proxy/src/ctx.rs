@@ -32,6 +32,9 @@ pub struct RequestCtx {
     pub caller: Option<Arc<Caller>>,
     /// The tightest rate limit that applied: (policy name, quota).
     pub quota: Option<(&'static str, Quota)>,
+    /// Units limits checked at admission: (index in the service's
+    /// `unit_limits`, quota).
+    pub unit_quotas: Vec<(usize, Quota)>,
     /// Held while the request is in flight, for the service's concurrency cap.
     pub admission: Option<Admission>,
     /// Held while the request is in flight, for the caller's concurrency cap.
@@ -78,6 +81,7 @@ impl RequestCtx {
             service: None,
             caller: None,
             quota: None,
+            unit_quotas: Vec::new(),
             admission: None,
             caller_slot: None,
             upstream: None,

@@ -14,6 +14,7 @@ pub mod forward;
 pub mod framing;
 pub mod headers;
 pub mod health;
+pub mod limits;
 pub mod path;
 pub mod pipeline;
 pub mod rate_limit;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use blastdoor_auth::{JwtVerifier, KeyCache};
 use blastdoor_budget::Book;
+use blastdoor_cluster::Buckets;
 use blastdoor_config::Config;
 use blastdoor_ledger::Spool;
 use blastdoor_telemetry::{AccessLog, Metrics};
@@ -41,6 +43,16 @@ use crate::client::Clients;
 use crate::settle::Settler;
 use crate::snapshot::Snapshot;
 
+/// Where the gateway records and limits what calls use.
+#[derive(Debug, Default)]
+pub struct Usage {
+    /// The ledger's spool; None: no ledger (tests).
+    pub ledger: Option<Arc<Spool>>,
+    pub budgets: Arc<Book>,
+    /// Rate-limit buckets shared through Redis; None: per node.
+    pub buckets: Option<Arc<Buckets>>,
+}
+
 /// The running gateway: the current config snapshot and what outlives it.
 #[derive(Debug)]
 pub struct Gateway {
@@ -49,8 +61,11 @@ pub struct Gateway {
     /// its own.
     clients: Clients,
     pub(crate) settler: Settler,
-    /// Budgets, checked in memory at admission.
+    /// Budgets, checked in memory (or in Redis, shared) at admission.
     pub budgets: Arc<Book>,
+    /// Rate-limit buckets shared by the cluster through Redis; None:
+    /// every limit holds per node.
+    pub(crate) buckets: Option<Arc<Buckets>>,
     pub metrics: Arc<Metrics>,
     /// API keys, checked in memory on every request.
     pub keys: Arc<KeyCache>,
@@ -66,8 +81,7 @@ impl Gateway {
         config: Config,
         metrics: Arc<Metrics>,
         access_log: AccessLog,
-        ledger: Option<Arc<Spool>>,
-        budgets: Arc<Book>,
+        usage: Usage,
         keys: Arc<KeyCache>,
         tracker: TaskTracker,
     ) -> Arc<Gateway> {
@@ -77,8 +91,9 @@ impl Gateway {
         Arc::new(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             clients,
-            settler: Settler::new(&metrics, access_log, ledger),
-            budgets,
+            settler: Settler::new(&metrics, access_log, usage.ledger, usage.buckets.clone()),
+            budgets: usage.budgets,
+            buckets: usage.buckets,
             metrics,
             keys,
             jwt: ArcSwap::from_pointee(JwtVerifier::default()),

@@ -28,9 +28,8 @@ use crate::ctx::RequestCtx;
 use crate::error::GatewayError;
 use crate::forward::{self, Outgoing};
 use crate::headers::{self, X_BLASTDOOR_COST_USD, X_REQUEST_ID};
-use crate::rate_limit::Quota;
 use crate::snapshot::{ServiceRuntime, Snapshot};
-use crate::{Gateway, authenticate, budget, framing, path, route, stream_usage, upgrade};
+use crate::{Gateway, authenticate, budget, framing, limits, path, route, stream_usage, upgrade};
 
 /// Bodies up to this size are read before forwarding so that a failed
 /// attempt can be retried on another host.
@@ -74,7 +73,7 @@ async fn run(
     accept(ctx, parts)?;
     let svc = resolve_route(snapshot, ctx, parts)?;
     authenticate::authenticate(gw, &svc, ctx, &parts.headers)?;
-    limit_rate(&svc, ctx)?;
+    limits::admit(gw.buckets.as_deref(), &svc, ctx).await?;
     admit(&svc, ctx)?;
     let body = read_body(&svc, ctx, parts, body).await?;
     admit_unpriced(gw, &svc, ctx, &body)?;
@@ -82,7 +81,7 @@ async fn run(
         RequestBody::Buffered(b) => b.as_ref(),
         RequestBody::Streaming { .. } => None,
     };
-    budget::admit(&gw.budgets, &svc.config, ctx, buffered)?;
+    budget::admit(&gw.budgets, &svc.config, ctx, buffered).await?;
     let body = if svc.config.meter == MeterSpec::OpenAi && svc.config.include_usage {
         stream_usage::ask_for_usage(&mut parts.headers, body)
     } else {
@@ -195,61 +194,6 @@ fn resolve_route(
         .ok_or_else(|| GatewayError::new(ErrorCode::Internal, "route table out of sync"))?;
     ctx.service = Some(Arc::clone(&svc));
     Ok(svc)
-}
-
-/// The service's requests-per-minute limits, overall and per caller. The
-/// tightest quota is kept for the `RateLimit` headers.
-fn limit_rate(svc: &ServiceRuntime, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
-    let checks = [
-        ("service", svc.limit_all.as_ref().map(|b| b.take())),
-        (
-            "caller",
-            svc.limit_per_caller
-                .as_ref()
-                .zip(ctx.caller.as_ref())
-                .map(|(p, c)| p.take(c.limit_key())),
-        ),
-    ];
-    for (policy, outcome) in checks {
-        match outcome {
-            Some(Ok(q))
-                if ctx
-                    .quota
-                    .is_none_or(|(_, tight)| q.remaining < tight.remaining) =>
-            {
-                ctx.quota = Some((policy, q));
-            }
-            None | Some(Ok(_)) => {}
-            Some(Err(q)) => {
-                ctx.quota = Some((policy, q));
-                let retry = u32::try_from(q.retry_after_secs.max(1)).unwrap_or(u32::MAX);
-                return Err(GatewayError::new(
-                    ErrorCode::RateLimited,
-                    format!(
-                        "the {policy} limit of {} requests per minute on {} is reached",
-                        q.limit, svc.config.name
-                    ),
-                )
-                .retry_after(retry));
-            }
-        }
-    }
-    if let (Some(cap), Some(caller)) = (&svc.caller_concurrency, &ctx.caller) {
-        match cap.try_acquire(caller.limit_key()) {
-            Some(slot) => ctx.caller_slot = Some(slot),
-            None => {
-                return Err(GatewayError::new(
-                    ErrorCode::RateLimited,
-                    format!(
-                        "the caller already has the most requests in flight that {} allows",
-                        svc.config.name
-                    ),
-                )
-                .retry_after(1));
-            }
-        }
-    }
-    Ok(())
 }
 
 fn admit(svc: &Arc<ServiceRuntime>, ctx: &mut RequestCtx) -> Result<(), GatewayError> {
@@ -420,7 +364,7 @@ fn respond(
     result: Result<(Response<Relay>, Option<Box<Meter>>), GatewayError>,
 ) -> Response<ResponseBody> {
     let request_id = HeaderValue::from_str(&ctx.request_id).ok();
-    let quota = ctx.quota;
+    let limit_headers = limits::headers(&ctx);
     let mut resp = match result {
         Ok((resp, meter)) => {
             let (mut head, body) = resp.into_parts();
@@ -460,20 +404,11 @@ fn respond(
     if let Some(id) = request_id {
         resp.headers_mut().insert(&X_REQUEST_ID, id);
     }
-    if let Some((policy, q)) = quota {
-        rate_limit_headers(resp.headers_mut(), policy, q);
+    if let Some((policy, remaining)) = limit_headers {
+        resp.headers_mut().insert("ratelimit-policy", policy);
+        resp.headers_mut().insert("ratelimit", remaining);
     }
     resp
-}
-
-/// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
-fn rate_limit_headers(h: &mut http::HeaderMap, policy: &str, q: Quota) {
-    let p = format!("\"{policy}\";q={};w=60", q.limit);
-    let r = format!("\"{policy}\";r={};t={}", q.remaining, q.reset_secs);
-    if let (Ok(p), Ok(r)) = (HeaderValue::try_from(p), HeaderValue::try_from(r)) {
-        h.insert("ratelimit-policy", p);
-        h.insert("ratelimit", r);
-    }
 }
 
 /// A meter for a successful response of a metered service. Error answers

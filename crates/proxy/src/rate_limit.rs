@@ -1,8 +1,13 @@
-//! Requests-per-minute limits per service and per caller, enforced in
+//! Requests and units per minute, per service and per caller, enforced in
 //! memory on this node with GCRA: one atomic timestamp per bucket, no lock
 //! on the check itself. Per-caller buckets live in a sharded map, locked
-//! briefly to find the bucket. (Limits shared across replicas need Redis;
-//! that comes with budgets.)
+//! briefly to find the bucket.
+//!
+//! A request takes one from a requests bucket at admission. Units (tokens,
+//! images) are known only once the response is read, so a units bucket is
+//! checked at admission (at least one unit left) and charged at settle; it
+//! may go into debt by what requests in flight used, and then refuses until
+//! the debt is paid down.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -19,18 +24,19 @@ const MAX_CALLERS_PER_SHARD: usize = 8192;
 /// The outcome of a check, for the `RateLimit` headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
-    pub limit: u32,
-    pub remaining: u32,
+    pub limit: u64,
+    pub remaining: u64,
     /// Seconds until the bucket is full again.
     pub reset_secs: u64,
     /// Seconds to wait before retrying (when refused).
     pub retry_after_secs: u64,
 }
 
-/// A GCRA bucket: `limit` requests per minute, bursting up to `limit`.
+/// A GCRA bucket: `limit` requests (or units) per minute, bursting up to
+/// `limit`.
 #[derive(Debug)]
 pub struct Bucket {
-    limit: u32,
+    limit: u64,
     interval_ns: u64,
     epoch: Instant,
     /// Theoretical arrival time of the next request, ns since `epoch`.
@@ -38,11 +44,11 @@ pub struct Bucket {
 }
 
 impl Bucket {
-    pub fn new(limit: u32, epoch: Instant) -> Bucket {
+    pub fn new(limit: u64, epoch: Instant) -> Bucket {
         let window = u64::try_from(WINDOW.as_nanos()).unwrap_or(u64::MAX);
         Bucket {
             limit,
-            interval_ns: window / u64::from(limit.max(1)),
+            interval_ns: (window / limit.max(1)).max(1),
             epoch,
             tat: AtomicU64::new(0),
         }
@@ -52,30 +58,60 @@ impl Bucket {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
+    fn capacity(&self) -> u64 {
+        self.interval_ns.saturating_mul(self.limit)
+    }
+
+    fn quota(&self, backlog: u64, retry: u64) -> Quota {
+        Quota {
+            limit: self.limit,
+            remaining: self.capacity().saturating_sub(backlog) / self.interval_ns,
+            reset_secs: backlog.div_ceil(1_000_000_000),
+            retry_after_secs: retry.div_ceil(1_000_000_000),
+        }
+    }
+
     /// Takes one request from the bucket, or says how long to wait.
     pub fn take(&self) -> Result<Quota, Quota> {
         let now = self.now_ns();
-        let capacity = self.interval_ns.saturating_mul(u64::from(self.limit));
-        let quota = |backlog: u64, retry: u64| Quota {
-            limit: self.limit,
-            remaining: u32::try_from(capacity.saturating_sub(backlog) / self.interval_ns.max(1))
-                .unwrap_or(0),
-            reset_secs: backlog.div_ceil(1_000_000_000),
-            retry_after_secs: retry.div_ceil(1_000_000_000),
-        };
+        let capacity = self.capacity();
         let mut tat = self.tat.load(Relaxed);
         loop {
             let next = tat.max(now).saturating_add(self.interval_ns);
             let backlog = next - now;
             if backlog > capacity {
                 let current = tat.max(now) - now;
-                return Err(quota(current, backlog - capacity));
+                return Err(self.quota(current, backlog - capacity));
             }
             match self.tat.compare_exchange_weak(tat, next, Relaxed, Relaxed) {
-                Ok(_) => return Ok(quota(backlog, 0)),
+                Ok(_) => return Ok(self.quota(backlog, 0)),
                 Err(seen) => tat = seen,
             }
         }
+    }
+
+    /// Whether at least one unit is left, taking nothing: units are
+    /// charged once the response says how many were used.
+    pub fn check(&self) -> Result<Quota, Quota> {
+        let now = self.now_ns();
+        let backlog = self.tat.load(Relaxed).saturating_sub(now);
+        let needed = backlog.saturating_add(self.interval_ns);
+        if needed > self.capacity() {
+            return Err(self.quota(backlog, needed - self.capacity()));
+        }
+        Ok(self.quota(backlog, 0))
+    }
+
+    /// Charges `n` units; past the limit the bucket goes into debt.
+    pub fn charge(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let now = self.now_ns();
+        let cost = self.interval_ns.saturating_mul(n);
+        let _ = self.tat.fetch_update(Relaxed, Relaxed, |tat| {
+            Some(tat.max(now).saturating_add(cost))
+        });
     }
 
     fn idle(&self) -> bool {
@@ -86,13 +122,13 @@ impl Bucket {
 /// Buckets per caller for one service.
 #[derive(Debug)]
 pub struct PerCaller {
-    limit: u32,
+    limit: u64,
     epoch: Instant,
     shards: [Mutex<HashMap<String, Arc<Bucket>>>; SHARDS],
 }
 
 impl PerCaller {
-    pub fn new(limit: u32) -> PerCaller {
+    pub fn new(limit: u64) -> PerCaller {
         PerCaller {
             limit,
             epoch: Instant::now(),
@@ -100,19 +136,104 @@ impl PerCaller {
         }
     }
 
-    pub fn take(&self, caller: &str) -> Result<Quota, Quota> {
+    /// The caller's bucket, made on first use.
+    pub fn bucket(&self, caller: &str) -> Arc<Bucket> {
         let shard = &self.shards[shard_of(caller)];
-        let bucket = {
-            let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
-            if map.len() >= MAX_CALLERS_PER_SHARD && !map.contains_key(caller) {
-                map.retain(|_, b| !b.idle());
-            }
-            Arc::clone(
-                map.entry(caller.to_string())
-                    .or_insert_with(|| Arc::new(Bucket::new(self.limit, self.epoch))),
-            )
-        };
-        bucket.take()
+        let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = map.get(caller) {
+            return Arc::clone(b);
+        }
+        if map.len() >= MAX_CALLERS_PER_SHARD {
+            map.retain(|_, b| !b.idle());
+        }
+        Arc::clone(
+            map.entry(caller.to_string())
+                .or_insert_with(|| Arc::new(Bucket::new(self.limit, self.epoch))),
+        )
+    }
+
+    pub fn take(&self, caller: &str) -> Result<Quota, Quota> {
+        self.bucket(caller).take()
+    }
+}
+
+/// A units-per-minute limit on one unit, for the service or per caller.
+#[derive(Debug)]
+pub struct UnitLimit {
+    pub unit: String,
+    /// The policy's name in the `RateLimit` headers.
+    pub policy: String,
+    buckets: UnitBuckets,
+}
+
+#[derive(Debug)]
+enum UnitBuckets {
+    Service(Bucket),
+    PerCaller(Box<PerCaller>),
+}
+
+impl UnitLimit {
+    pub fn service(unit: &str, limit: u64) -> UnitLimit {
+        UnitLimit {
+            unit: unit.to_string(),
+            policy: format!("service-{unit}"),
+            buckets: UnitBuckets::Service(Bucket::new(limit, Instant::now())),
+        }
+    }
+
+    pub fn per_caller(unit: &str, limit: u64) -> UnitLimit {
+        UnitLimit {
+            unit: unit.to_string(),
+            policy: format!("caller-{unit}"),
+            buckets: UnitBuckets::PerCaller(Box::new(PerCaller::new(limit))),
+        }
+    }
+
+    pub fn per_caller_scope(&self) -> bool {
+        matches!(self.buckets, UnitBuckets::PerCaller(_))
+    }
+
+    pub fn limit(&self) -> u64 {
+        match &self.buckets {
+            UnitBuckets::Service(b) => b.limit,
+            UnitBuckets::PerCaller(p) => p.limit,
+        }
+    }
+
+    /// The bucket that applies to this caller; None for a per-caller
+    /// limit on an anonymous call.
+    fn bucket(&self, caller: Option<&str>) -> Option<BucketRef<'_>> {
+        match (&self.buckets, caller) {
+            (UnitBuckets::Service(b), _) => Some(BucketRef::Borrowed(b)),
+            (UnitBuckets::PerCaller(p), Some(c)) => Some(BucketRef::Shared(p.bucket(c))),
+            (UnitBuckets::PerCaller(_), None) => None,
+        }
+    }
+
+    /// At admission: is at least one unit left?
+    pub fn check(&self, caller: Option<&str>) -> Option<Result<Quota, Quota>> {
+        self.bucket(caller).map(|b| b.get().check())
+    }
+
+    /// At settle: charges what the response used.
+    pub fn charge(&self, caller: Option<&str>, n: u64) {
+        if let Some(b) = self.bucket(caller) {
+            b.get().charge(n);
+        }
+    }
+}
+
+enum BucketRef<'a> {
+    Borrowed(&'a Bucket),
+    Shared(Arc<Bucket>),
+}
+
+impl BucketRef<'_> {
+    fn get(&self) -> &Bucket {
+        match self {
+            BucketRef::Borrowed(b) => b,
+            BucketRef::Shared(b) => b,
+        }
     }
 }
 
@@ -189,6 +310,47 @@ mod tests {
         assert!(b.take().is_err());
         tokio::time::advance(WINDOW).await;
         assert_eq!(b.take().unwrap().remaining, 5, "a quiet minute refills it");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn units_are_checked_before_and_charged_after() {
+        let l = UnitLimit::service("output_tokens", 600);
+        assert_eq!(l.check(None).unwrap().unwrap().remaining, 600);
+        l.charge(None, 500);
+        assert_eq!(l.check(None).unwrap().unwrap().remaining, 100);
+        // A response may use more than is left: the bucket goes into debt
+        // and refuses until the debt is paid down (10 units per second).
+        l.charge(None, 400);
+        let refused = l.check(None).unwrap().unwrap_err();
+        assert_eq!(refused.remaining, 0);
+        assert_eq!(
+            refused.retry_after_secs, 31,
+            "300 units of debt + 1 unit at 10/s"
+        );
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert!(l.check(None).unwrap().is_err(), "one unit short");
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert_eq!(l.check(None).unwrap().unwrap().remaining, 1);
+        tokio::time::advance(WINDOW).await;
+        assert_eq!(
+            l.check(None).unwrap().unwrap().remaining,
+            600,
+            "refilled, not beyond"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn per_caller_units_are_per_caller() {
+        let l = UnitLimit::per_caller("image", 10);
+        assert!(
+            l.check(None).is_none(),
+            "anonymous calls have no caller bucket"
+        );
+        l.charge(Some("a"), 10);
+        assert!(l.check(Some("a")).unwrap().is_err());
+        assert_eq!(l.check(Some("b")).unwrap().unwrap().remaining, 10);
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert_eq!(l.check(Some("a")).unwrap().unwrap().remaining, 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use blastdoor_cluster::Buckets;
 use blastdoor_ledger::{LedgerRecord, Spool};
 use blastdoor_meter::{MeterSpec, Priced, Usage};
 
@@ -32,6 +33,8 @@ struct SettleShared {
     spool: Option<Arc<Spool>>,
     dropped: AtomicU64,
     metrics: Arc<Metrics>,
+    /// Units limits shared by the cluster, charged at settle.
+    buckets: Option<Arc<Buckets>>,
 }
 
 /// Of records the spool refuses, one in this many is logged.
@@ -41,7 +44,12 @@ const LOG_EVERY_DROPPED: u64 = 10_000;
 const MAX_UNPRICED_REASONS: usize = 1000;
 
 impl Settler {
-    pub fn new(metrics: &Arc<Metrics>, access_log: AccessLog, spool: Option<Arc<Spool>>) -> Self {
+    pub fn new(
+        metrics: &Arc<Metrics>,
+        access_log: AccessLog,
+        spool: Option<Arc<Spool>>,
+        buckets: Option<Arc<Buckets>>,
+    ) -> Self {
         Settler {
             shared: Arc::new(SettleShared {
                 access_log,
@@ -50,6 +58,7 @@ impl Settler {
                 spool,
                 dropped: AtomicU64::new(0),
                 metrics: Arc::clone(metrics),
+                buckets,
             }),
         }
     }
@@ -104,6 +113,9 @@ impl Settler {
             .as_ref()
             .map_or(0, |p| i64::try_from(p.cost.micros()).unwrap_or(i64::MAX));
         crate::budget::settle(ctx.reservation.take(), cost);
+        if let Some(usage) = &usage {
+            crate::limits::charge(self.shared.buckets.as_ref(), &ctx, usage);
+        }
         let metrics = ctx
             .service
             .as_ref()

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ctx::Admission;
 use crate::endpoint::Endpoint;
-use crate::rate_limit::{Bucket, CallerConcurrency, PerCaller};
+use crate::rate_limit::{Bucket, CallerConcurrency, PerCaller, UnitLimit};
 use crate::retry_budget::RetryBudget;
 use crate::route::RouteTable;
 
@@ -40,6 +40,8 @@ pub struct ServiceRuntime {
     pub limit_per_caller: Option<PerCaller>,
     /// Requests in flight per caller (this node).
     pub caller_concurrency: Option<CallerConcurrency>,
+    /// Units per minute, for the service and per caller (this node).
+    pub unit_limits: Vec<UnitLimit>,
     /// Requests admitted and not yet settled; shared across snapshots.
     admitted: Arc<AtomicUsize>,
 }
@@ -97,15 +99,16 @@ impl Snapshot {
                 limit_all: svc
                     .rate_limit
                     .requests_per_minute
-                    .map(|n| Bucket::new(n, tokio::time::Instant::now())),
+                    .map(|n| Bucket::new(u64::from(n), tokio::time::Instant::now())),
                 limit_per_caller: svc
                     .rate_limit
                     .per_key_requests_per_minute
-                    .map(PerCaller::new),
+                    .map(|n| PerCaller::new(u64::from(n))),
                 caller_concurrency: svc
                     .rate_limit
                     .per_key_concurrency
                     .map(CallerConcurrency::new),
+                unit_limits: unit_limits(svc),
                 admitted,
                 config: svc.clone(),
             }));
@@ -117,4 +120,17 @@ impl Snapshot {
             tasks: CancellationToken::new(),
         }
     }
+}
+
+fn unit_limits(svc: &Service) -> Vec<UnitLimit> {
+    let limits = &svc.rate_limit;
+    let all = limits
+        .units_per_minute
+        .iter()
+        .map(|(unit, n)| UnitLimit::service(unit, *n));
+    let per_caller = limits
+        .per_key_units_per_minute
+        .iter()
+        .map(|(unit, n)| UnitLimit::per_caller(unit, *n));
+    all.chain(per_caller).collect()
 }

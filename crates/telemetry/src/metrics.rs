@@ -92,6 +92,8 @@ pub struct Metrics {
     /// Store queries made by this process (refreshed when scraped).
     pub store_queries: Gauge,
     pub ledger: LedgerMetrics,
+    /// Redis calls that failed or timed out (the node then decided alone).
+    pub redis_errors: Counter,
     budget_remaining: Family<BudgetLabels, Gauge<f64, AtomicU64>>,
     budget_alerts: Family<BudgetAlertLabels, Counter>,
 }
@@ -228,6 +230,12 @@ impl Metrics {
             "Bytes of usage records waiting in the local spool",
             ledger.spool_bytes.clone(),
         );
+        let redis_errors = Counter::default();
+        registry.register(
+            "blastdoor_redis_errors",
+            "Calls to the cluster's Redis that failed or timed out; limits and budgets then held per node",
+            redis_errors.clone(),
+        );
         let budget_remaining = Family::<BudgetLabels, Gauge<f64, AtomicU64>>::default();
         registry.register(
             "blastdoor_budget_remaining_usd",
@@ -241,6 +249,7 @@ impl Metrics {
             budget_alerts.clone(),
         );
         Metrics {
+            redis_errors,
             budget_remaining,
             budget_alerts,
             ledger,
