@@ -79,7 +79,7 @@ fn unpriced_models(config: &Config) -> Vec<String> {
                 .services
                 .iter()
                 .find(|s| &s.name == service)
-                .is_some_and(|s| !s.pricing.models.contains_key(model))
+                .is_some_and(|s| s.pricing.model_prices(model).is_none())
         })
         .map(|(service, model)| {
             format!("service {service}: model {model:?} was called in the last 30 days and has no price (its usage is flagged unpriced)")

@@ -35,6 +35,18 @@ impl Pricing {
         self.per_request == Money::ZERO && self.units.is_empty() && self.models.is_empty()
     }
 
+    /// The price table of `model`: its own, else that of the alias it is a
+    /// dated snapshot of. Providers answer a call made with an alias
+    /// (`gpt-4o-mini`, `claude-sonnet-4-5`) with the snapshot that served it
+    /// (`gpt-4o-mini-2024-07-18`, `claude-sonnet-4-5-20250929`), so prices
+    /// keyed by the alias also price its snapshots; a snapshot's own table,
+    /// if configured, wins.
+    pub fn model_prices(&self, model: &str) -> Option<&HashMap<String, Price>> {
+        self.models
+            .get(model)
+            .or_else(|| self.models.get(undated(model)?))
+    }
+
     /// Prices `usage`. Model prices win over service-wide unit prices.
     pub fn price(&self, usage: &Usage) -> Priced {
         let mut unpriced = Vec::new();
@@ -44,7 +56,7 @@ impl Pricing {
         let model_prices = match (&usage.model, self.models.is_empty()) {
             (_, true) => None,
             (Some(m), false) => {
-                let prices = self.models.get(m);
+                let prices = self.model_prices(m);
                 if prices.is_none() {
                     unpriced.push(format!("model {m:?} has no price"));
                 }
@@ -72,6 +84,31 @@ impl Pricing {
             unpriced,
         }
     }
+}
+
+/// `model` without a snapshot date suffix: `-YYYY-MM-DD` (OpenAI) or
+/// `-YYYYMMDD` (Anthropic); None if it has none.
+pub fn undated(model: &str) -> Option<&str> {
+    let digits = |s: Option<&str>| s.is_some_and(|s| s.bytes().all(|b| b.is_ascii_digit()));
+    let strip = |len: usize| {
+        let at = model.len().checked_sub(len).filter(|at| *at > 0)?;
+        Some((model.get(..at)?, model.get(at..)?))
+    };
+    if let Some((base, date)) = strip(9)
+        && date.starts_with('-')
+        && digits(date.get(1..))
+    {
+        return Some(base);
+    }
+    let (base, date) = strip(11)?;
+    let b = date.as_bytes();
+    (b[0] == b'-'
+        && b[5] == b'-'
+        && b[8] == b'-'
+        && digits(date.get(1..5))
+        && digits(date.get(6..8))
+        && digits(date.get(9..)))
+    .then_some(base)
 }
 
 #[cfg(test)]
@@ -134,6 +171,52 @@ mod tests {
         assert!(!unreadable.unpriced.is_empty());
         let no_model = p.price(&usage(None, &[("input_tokens", 10)]));
         assert!(no_model.unpriced[0].contains("no model"));
+    }
+
+    #[test]
+    fn snapshots_are_priced_as_their_alias() {
+        let mut p = model_pricing();
+        let answered = p.price(&usage(
+            Some("gpt-4o-mini-2024-07-18"),
+            &[("input_tokens", 1_000_000)],
+        ));
+        assert_eq!(answered.cost, Money::parse("0.1505").unwrap());
+        assert!(answered.unpriced.is_empty(), "{:?}", answered.unpriced);
+        let mut own = HashMap::new();
+        own.insert("input_tokens".to_string(), Price::parse("1/1M").unwrap());
+        p.models.insert("gpt-4o-mini-2024-07-18".to_string(), own);
+        assert_eq!(
+            p.price(&usage(
+                Some("gpt-4o-mini-2024-07-18"),
+                &[("input_tokens", 1_000_000)]
+            ))
+            .cost,
+            Money::parse("1.0005").unwrap(),
+            "a snapshot's own prices win"
+        );
+        for other in [
+            "gpt-4o-mini-2",
+            "gpt-4o-mini-preview",
+            "gpt-4o-mini-2024-07-1x",
+            "gpt-4o",
+        ] {
+            assert!(p.model_prices(other).is_none(), "{other}");
+        }
+        assert_eq!(
+            undated("claude-sonnet-4-5-20250929"),
+            Some("claude-sonnet-4-5")
+        );
+        assert_eq!(undated("o4-mini-2025-04-16"), Some("o4-mini"));
+        for none in [
+            "",
+            "-20250929",
+            "-2025-04-16",
+            "gpt-4o",
+            "é-2025-04-1é",
+            "model-2025041",
+        ] {
+            assert_eq!(undated(none), None, "{none}");
+        }
     }
 
     #[test]

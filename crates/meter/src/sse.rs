@@ -17,14 +17,18 @@ pub enum Dialect {
 pub struct SseMeter {
     dialect: Dialect,
     pending: Vec<u8>,
+    /// How much of `pending` is known to hold no event end (so each byte
+    /// is searched about once, however finely the stream is cut).
+    scanned: usize,
     usage: Usage,
     saw_usage: bool,
     too_long: bool,
 }
 
-/// The end of the first event in `buf`: (end of its text, start of the next).
-fn event_end(buf: &[u8]) -> Option<(usize, usize)> {
-    let mut i = 0;
+/// The end of the first event in `buf`, searched for from `from` on:
+/// (end of its text, start of the next).
+fn event_end(buf: &[u8], from: usize) -> Option<(usize, usize)> {
+    let mut i = from;
     while i + 1 < buf.len() {
         if buf[i] == b'\n' && buf[i + 1] == b'\n' {
             return Some((i, i + 2));
@@ -42,6 +46,7 @@ impl SseMeter {
         SseMeter {
             dialect,
             pending: Vec::new(),
+            scanned: 0,
             usage: Usage::default(),
             saw_usage: false,
             too_long: false,
@@ -52,15 +57,31 @@ impl SseMeter {
         if self.too_long {
             return;
         }
-        self.pending.extend_from_slice(chunk);
-        while let Some((end, next)) = event_end(&self.pending) {
-            let event: Vec<u8> = self.pending.drain(..next).take(end).collect();
-            self.event(&event);
+        let mut buf = std::mem::take(&mut self.pending);
+        buf.extend_from_slice(chunk);
+        // Every complete event, then one drain: not one per event.
+        let mut start = 0;
+        let mut from = self.scanned;
+        while let Some((end, next)) = event_end(&buf[start..], from) {
+            // The limit holds however the stream is cut: an event is too
+            // long if all of it but the last byte of its end would have
+            // been waiting in `pending` had it come in small chunks.
+            if next - 1 > MAX_EVENT {
+                self.too_long = true;
+                return;
+            }
+            self.event(&buf[start..start + end]);
+            start += next;
+            from = 0;
         }
-        if self.pending.len() > MAX_EVENT {
+        buf.drain(..start);
+        if buf.len() > MAX_EVENT {
             self.too_long = true;
-            self.pending.clear();
+            return;
         }
+        // An end may still begin in the last two bytes ("\n\r" + "\n").
+        self.scanned = buf.len().saturating_sub(2);
+        self.pending = buf;
     }
 
     /// One event: its `data:` lines joined by newlines.
@@ -183,6 +204,42 @@ mod tests {
         }
         let u = m.finish();
         assert!(u.problem.unwrap().contains("limit"));
+    }
+
+    /// An event of exactly `len` bytes, its blank line included, with usage.
+    fn event_of(len: usize) -> String {
+        let head = "data: {\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2},\"pad\":\"";
+        let tail = "\"}\n\n";
+        format!("{head}{}{tail}", "x".repeat(len - head.len() - tail.len()))
+    }
+
+    #[test]
+    fn the_event_limit_does_not_depend_on_chunking() {
+        let small = "data: {\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}\n\n";
+        // The longest event that never has more than MAX_EVENT bytes
+        // waiting for its end, and one byte longer. Once flagged, the
+        // stream is no longer read: the usage is what came before.
+        for (len, flagged) in [(MAX_EVENT + 1, false), (MAX_EVENT + 2, true)] {
+            let stream = format!("{small}{}{}", event_of(len), small.replace('3', "9"));
+            let whole = feed_in_pieces(Dialect::OpenAi, &stream, stream.len());
+            assert_eq!(
+                whole.problem.is_some(),
+                flagged,
+                "{len}: {:?}",
+                whole.problem
+            );
+            let output = if flagged { 3 } else { 9 };
+            assert_eq!(whole.get("output_tokens"), output, "{len}");
+            // Byte by byte too: each byte is searched about once, so this
+            // stays fast (it used to take minutes).
+            for piece in [64 * 1024, 1000, 1] {
+                assert_eq!(
+                    feed_in_pieces(Dialect::OpenAi, &stream, piece),
+                    whole,
+                    "{len} bytes in pieces of {piece}"
+                );
+            }
+        }
     }
 
     mod properties {

@@ -76,7 +76,7 @@ pub fn estimate(svc: &Service, body: Option<&Bytes>) -> i64 {
         let request = serde_json::from_slice::<serde_json::Value>(body).unwrap_or_default();
         let prices = request["model"]
             .as_str()
-            .and_then(|m| pricing.models.get(m))
+            .and_then(|m| pricing.model_prices(m))
             .unwrap_or(&pricing.units);
         let price = |unit: &str| prices.get(unit).or_else(|| pricing.units.get(unit));
         if let Some(p) = price("input_tokens") {

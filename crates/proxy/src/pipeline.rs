@@ -243,7 +243,7 @@ fn admit_unpriced(
     };
     let requested = serde_json::from_slice::<serde_json::Value>(bytes).ok();
     match requested.as_ref().and_then(|v| v["model"].as_str()) {
-        Some(model) if !pricing.models.contains_key(model) => Err(GatewayError::new(
+        Some(model) if pricing.model_prices(model).is_none() => Err(GatewayError::new(
             ErrorCode::Unpriced,
             format!(
                 "model {model:?} has no price on service {}, which refuses calls it cannot price",
