@@ -10,7 +10,9 @@
 #   BENCH_WORKERS   proxy worker counts, space separated  (default "1 2")
 #   BENCH_CONNS     wrk connection counts                 (default "50 200")
 #   WRK_THREADS     wrk threads                           (default 2)
-#   ONLY            comma list of targets: direct,nginx,blastdoor (default all)
+#   ONLY            comma list of targets: direct,nginx,blastdoor,metered (default all)
+#                   metered = blastdoor with an API key, a json meter, prices,
+#                   the usage ledger, a hard team budget and rate limits on
 #   BLASTDOOR_BIN   blastdoor binary (default $CARGO_TARGET_DIR/release/blastdoor
 #                   or <repo>/target/release/blastdoor)
 #   BENCH_AUTH      1: blastdoor's service requires an API key (created with
@@ -28,7 +30,7 @@ WARMUP=${BENCH_WARMUP:-2s}
 read -r -a WORKERS_LIST <<<"${BENCH_WORKERS:-1 2}"
 read -r -a CONNS_LIST <<<"${BENCH_CONNS:-50 200}"
 WRK_THREADS=${WRK_THREADS:-2}
-ONLY=${ONLY:-direct,nginx,blastdoor}
+ONLY=${ONLY:-direct,nginx,blastdoor,metered}
 BENCH_AUTH=${BENCH_AUTH:-0}
 # Extra request headers for wrk and curl (the API key with BENCH_AUTH=1).
 HDR=()
@@ -46,7 +48,7 @@ NGINX_ADDR=127.0.0.1:18082
 BD_ADDR=127.0.0.1:18083
 BD_ADMIN_ADDR=127.0.0.1:18093
 REQ_PATH=/bench/hello
-EXPECTED_BODY='{"ok":true,"msg":"hello from upstream"}'
+EXPECTED_BODY='{"ok":true,"n":1,"msg":"hello from upstream"}'
 READY_TIMEOUT_S=10
 
 log() { printf '%s\n' "$*"; }
@@ -56,7 +58,7 @@ want() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 IFS=',' read -r -a only_items <<<"$ONLY"
 for t in "${only_items[@]}"; do
-    case $t in direct | nginx | blastdoor) ;; *) die "ONLY: unknown target '$t' (use direct,nginx,blastdoor)" ;; esac
+    case $t in direct | nginx | blastdoor | metered) ;; *) die "ONLY: unknown target '$t' (use direct,nginx,blastdoor,metered)" ;; esac
 done
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer"
 
@@ -232,12 +234,60 @@ measure() {
     python3 "$BENCH_DIR/summarize.py" set "$RESULTS" "$target" "$n" "$c"
 }
 
+# The service block that turns the plain proxy into the metered one: every
+# request is metered from the response (`/n`), priced, spooled to the
+# ledger, checked against a hard team budget and three rate limits.
+METERED_BLOCK='meter = "json"
+unpriced = "reject"
+rate_limit = { requests_per_minute = 10000000, per_key_requests_per_minute = 10000000, per_key_units_per_minute = { item = 1000000000 } }
+[service.price]
+per_request = "0.00001"
+units = [{ name = "item", price = "0.0001", from = "/n" }]'
+
+# run_blastdoor target N C: start blastdoor (plain or metered), measure, stop.
+run_blastdoor() {
+    local target=$1 n=$2 c=$3 cfg blog pid key public=true
+    cfg=$TMP/$target-n$n-c$c.toml
+    blog=$TMP/$target-n$n-c$c.log
+    if ((BENCH_AUTH)) || [[ $target == metered ]]; then public=false; fi
+    render "$BENCH_DIR/blastdoor.toml.tmpl" "$cfg" "LISTEN=$BD_ADDR" \
+        "ADMIN_LISTEN=$BD_ADMIN_ADDR" "WORKERS=$n" "POOL=$c" "UPSTREAM=$UPSTREAM_ADDR" \
+        "PUBLIC=$public" "STORE=$TMP/$target-n$n-c$c"
+    if [[ $target == metered ]]; then
+        printf '%s\n' "$METERED_BLOCK" >>"$cfg"
+    fi
+    if [[ $public == false ]]; then
+        key=$("$BLASTDOOR_BIN" keys --config "$cfg" create --name bench --team bench 2>/dev/null)
+        HDR=(-H "Authorization: Bearer $key")
+    fi
+    if [[ $target == metered ]]; then
+        "$BLASTDOOR_BIN" budgets --config "$cfg" set --team bench --amount 1000000 \
+            --period month --mode hard >/dev/null
+    fi
+    "$BLASTDOOR_BIN" serve --config "$cfg" >"$blog" 2>&1 &
+    pid=$!
+    STARTED_PIDS+=("$pid")
+    if wait_healthz "$pid" "http://$BD_ADMIN_ADDR/healthz"; then
+        measure "$target" "$n" "$c" "http://$BD_ADDR$REQ_PATH" "$pid" || true
+    else
+        log ""
+        if is_alive "$pid"; then
+            log "--- $target N=$n C=$c: NOT READY (http://$BD_ADMIN_ADDR/healthz not 2xx within ${READY_TIMEOUT_S}s); log tail:"
+        else
+            log "--- $target N=$n C=$c: EXITED during startup; log tail:"
+        fi
+        tail -n 20 "$blog" | sed 's/^/    /' || true
+    fi
+    stop_pid "$pid"
+    HDR=()
+}
+
 # ----------------------------------------------------------------- main ----
 log "blastdoor bench: $(nproc) cpus, $(uname -r), $("$NGINX" -v 2>&1), $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2)"
 log "duration=$DURATION warmup=$WARMUP runs=$RUNS wrk_threads=$WRK_THREADS workers=(${WORKERS_LIST[*]}) conns=(${CONNS_LIST[*]}) only=$ONLY"
 
 BD_OK=0
-if want blastdoor; then
+if want blastdoor || want metered; then
     if [[ -x $BLASTDOOR_BIN ]]; then
         BD_OK=1
         log "blastdoor binary: $BLASTDOOR_BIN ($(date -r "$BLASTDOOR_BIN" '+%F %T'))"
@@ -274,31 +324,10 @@ for c in "${CONNS_LIST[@]}"; do
             stop_pid "$pid"
         fi
         if want blastdoor && ((BD_OK)); then
-            cfg=$TMP/blastdoor-n$n-c$c.toml
-            blog=$TMP/blastdoor-n$n-c$c.log
-            render "$BENCH_DIR/blastdoor.toml.tmpl" "$cfg" "LISTEN=$BD_ADDR" \
-                "ADMIN_LISTEN=$BD_ADMIN_ADDR" "WORKERS=$n" "POOL=$c" "UPSTREAM=$UPSTREAM_ADDR" \
-                "PUBLIC=$( ((BENCH_AUTH)) && echo false || echo true)"
-            if ((BENCH_AUTH)); then
-                key=$("$BLASTDOOR_BIN" keys --config "$cfg" create --name bench 2>/dev/null)
-                HDR=(-H "Authorization: Bearer $key")
-            fi
-            "$BLASTDOOR_BIN" serve --config "$cfg" >"$blog" 2>&1 &
-            pid=$!
-            STARTED_PIDS+=("$pid")
-            if wait_healthz "$pid" "http://$BD_ADMIN_ADDR/healthz"; then
-                measure blastdoor "$n" "$c" "http://$BD_ADDR$REQ_PATH" "$pid" || true
-            else
-                log ""
-                if is_alive "$pid"; then
-                    log "--- blastdoor N=$n C=$c: NOT READY (http://$BD_ADMIN_ADDR/healthz not 2xx within ${READY_TIMEOUT_S}s); log tail:"
-                else
-                    log "--- blastdoor N=$n C=$c: EXITED during startup; log tail:"
-                fi
-                tail -n 20 "$blog" | sed 's/^/    /' || true
-            fi
-            stop_pid "$pid"
-            HDR=()
+            run_blastdoor blastdoor "$n" "$c"
+        fi
+        if want metered && ((BD_OK)); then
+            run_blastdoor metered "$n" "$c"
         fi
     done
 done

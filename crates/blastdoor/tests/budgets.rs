@@ -206,3 +206,106 @@ async fn budgets_cli_sets_lists_and_deletes() {
         String::from_utf8_lossy(&gone.stderr)
     );
 }
+
+/// Alerts reach the webhook as JSON, retried when the receiver fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_are_posted_to_the_webhook_and_retried() {
+    let images = MockUpstream::start(|_req| async {
+        json(StatusCode::OK, &json!({"data": [{"url": "x"}]}))
+    })
+    .await;
+    // The receiver refuses its first delivery, then takes the rest.
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hook = {
+        let (bodies, calls) = (bodies.clone(), calls.clone());
+        MockUpstream::start(move |req: http::Request<hyper::body::Incoming>| {
+            let (bodies, calls) = (bodies.clone(), calls.clone());
+            async move {
+                use http_body_util::BodyExt;
+                let body = req.into_body().collect().await.unwrap().to_bytes();
+                if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    return json(StatusCode::SERVICE_UNAVAILABLE, &json!({}));
+                }
+                bodies
+                    .lock()
+                    .unwrap()
+                    .push(serde_json::from_slice(&body).unwrap());
+                json(StatusCode::OK, &json!({}))
+            }
+        })
+        .await
+    };
+    let config = format!(
+        "[store]\nkey_sync_interval = \"50ms\"\nalert_webhook = \"{}/hooks/budget\"\n{}",
+        hook.url(),
+        service(
+            "img",
+            "/img",
+            &[images.url()],
+            "meter = \"json\"\nprice = { units = [{ name = \"image\", price = \"0.04\", from = \"/data/#len\" }] }"
+        )
+    );
+    let gw = start(&config);
+    let out = std::process::Command::new(BIN)
+        .args(["budgets", "--config"])
+        .arg(&gw.config_path)
+        .args([
+            "set",
+            "--service",
+            "img",
+            "--amount",
+            "0.05",
+            "--period",
+            "month",
+            "--mode",
+            "soft",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = Client::http1();
+    eventually("the budget is loaded", async || {
+        c.get(&gw.admin_url("/metrics"))
+            .await
+            .text()
+            .contains("blastdoor_budget_remaining_usd{")
+    })
+    .await;
+    // $0.04 of $0.05 crosses 50% and 80% at once; a soft budget lets the
+    // next call through and it crosses 100%.
+    for _ in 0..2 {
+        assert_eq!(c.post(&gw.url("/img/x"), "").await.status, StatusCode::OK);
+    }
+    eventually("three alerts delivered", async || {
+        bodies.lock().unwrap().len() == 3
+    })
+    .await;
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        4,
+        "one retry"
+    );
+    let mut got = bodies.lock().unwrap().clone();
+    got.sort_by_key(|b| b["alert"]["threshold"].as_u64());
+    let thresholds: Vec<u64> = got
+        .iter()
+        .map(|b| b["alert"]["threshold"].as_u64().unwrap())
+        .collect();
+    assert_eq!(thresholds, [50, 80, 100]);
+    let last = &got[2];
+    assert_eq!(last["type"], "budget.alert");
+    assert_eq!(last["alert"]["scope"], "service");
+    assert_eq!(last["alert"]["target"], "img");
+    assert_eq!(last["alert"]["mode"], "soft");
+    assert_eq!(last["alert"]["amount_usd"], "0.05");
+    let seen = hook.seen();
+    assert!(seen.iter().all(
+        |s| s.uri.path() == "/hooks/budget" && s.headers["content-type"] == "application/json"
+    ));
+    assert!(gw.stderr().contains("budget alert webhook refused"));
+}
