@@ -1,7 +1,13 @@
 //! Service contracts: an OpenAPI 3.0 or 3.1 document per service, loaded
-//! and resolved ([`Document`]), its operations listed for matching and
-//! validation, linted, and diffed for breaking changes.
+//! and resolved ([`Document`]), compiled into operations that requests are
+//! matched to and checked against ([`Contract`]), linted, and diffed for
+//! breaking changes.
 
+pub mod contract;
 pub mod document;
+pub mod matcher;
+pub mod validate;
 
+pub use contract::{Contract, Lookup};
 pub use document::{ContractError, Document, METHODS, OpenApiVersion, Operation, Parameter};
+pub use validate::{CompiledOperation, Place, RequestView, Violation};
