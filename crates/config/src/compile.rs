@@ -392,6 +392,7 @@ impl Cx<'_> {
             include_usage: r.include_usage.unwrap_or(true),
             pricing: self.pricing(r.price.as_ref()),
             unpriced: self.unpriced(r.unpriced.as_ref()),
+            contract: self.contract(r),
             name,
         }
     }
@@ -646,6 +647,8 @@ fn parse_upstream(url: &str) -> Result<Upstream, String> {
 
 #[path = "compile_auth.rs"]
 mod auth;
+#[path = "compile_contract.rs"]
+mod contract;
 #[path = "compile_price.rs"]
 mod price;
 

@@ -398,3 +398,49 @@ fn units_per_minute_limits_name_metered_units() {
         "{err}"
     );
 }
+
+#[test]
+fn contracts_load_relative_to_the_config_and_report_their_problems() {
+    let dir = std::env::temp_dir().join(format!("bd-contract-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("contracts")).unwrap();
+    let good = "openapi: 3.1.0\ninfo: { title: t, version: '2' }\npaths:\n  /x:\n    get:\n      operationId: getX\n      responses: { '200': { description: ok } }\n";
+    std::fs::write(dir.join("contracts/good.yaml"), good).unwrap();
+    let bad = good.replace(
+        "responses:",
+        "parameters: [{ $ref: '#/nope' }]\n      responses:",
+    );
+    std::fs::write(dir.join("contracts/bad.yaml"), bad).unwrap();
+    let config = dir.join("bd.toml");
+    let text = "[[service]]\nname = \"s\"\nroute = { prefix = \"/s\" }\nupstreams = [\"http://127.0.0.1:1\"]\ncontract = \"contracts/good.yaml\"\nvalidate = \"report\"\n";
+    let c = load_str(&config, text, &env).unwrap();
+    let spec = c.services[0].contract.as_ref().unwrap();
+    assert_eq!(spec.validate, crate::Validate::Report);
+    assert_eq!(spec.undocumented, crate::Undocumented::Report);
+    assert_eq!(spec.contract.operations[0].id, "getX");
+    assert_eq!(spec.contract.version.as_deref(), Some("2"));
+
+    let err = load_str(&config, &text.replace("good.yaml", "bad.yaml"), &env)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bd.toml:5:"), "the config line: {err}");
+    assert!(
+        err.contains("bad.yaml: at /paths/~1x/get/parameters/0: $ref \"#/nope\" names nothing"),
+        "the contract's file and pointer: {err}"
+    );
+    let err = load_str(&config, &text.replace("\"report\"", "\"strict\""), &env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("validate \"strict\" must be one of \"enforce\", \"report\", \"off\""),
+        "{err}"
+    );
+    let err = load_str(
+        &config,
+        &text.replace("contract = \"contracts/good.yaml\"\n", ""),
+        &env,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("validate needs a contract"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

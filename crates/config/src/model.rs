@@ -3,7 +3,10 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use blastdoor_contract::Contract;
 
 pub use blastdoor_meter::{JsonPointerUnit, MeterSpec, Pricing};
 
@@ -186,6 +189,38 @@ pub struct Service {
     pub include_usage: bool,
     pub pricing: Pricing,
     pub unpriced: Unpriced,
+    /// The service's OpenAPI contract, compiled, and what to do with
+    /// traffic that breaks it or that it does not describe.
+    pub contract: Option<ContractSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ContractSpec {
+    pub contract: Arc<Contract>,
+    /// Where it was loaded from (reloads read it again).
+    pub path: PathBuf,
+    pub validate: Validate,
+    pub undocumented: Undocumented,
+}
+
+/// What to do with a request that breaks its operation's contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validate {
+    /// Refuse it: 400 `contract_violation`.
+    Enforce,
+    /// Forward it, count it and log it.
+    Report,
+    /// Do not check requests (operations are still matched, for labels).
+    Off,
+}
+
+/// What to do with a request the contract does not describe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undocumented {
+    /// Refuse it: 400 `contract_violation`, naming what is undescribed.
+    Block,
+    /// Forward it, counted as undocumented.
+    Report,
 }
 
 /// What to do with calls whose usage cannot be priced.

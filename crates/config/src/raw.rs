@@ -77,6 +77,9 @@ pub struct RawService {
     pub unpriced: Option<S<String>>,
     pub price: Option<RawPrice>,
     pub strip_headers: Option<S<Vec<S<String>>>>,
+    pub contract: Option<S<String>>,
+    pub validate: Option<S<String>>,
+    pub undocumented: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

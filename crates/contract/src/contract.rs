@@ -44,7 +44,7 @@ impl Contract {
         let mut operations = Vec::new();
         for (i, op) in doc.operations()?.iter().enumerate() {
             matcher.add(&op.method, &op.path, i);
-            operations.push(CompiledOperation::compile(doc, op)?);
+            operations.push(CompiledOperation::compile(doc, op, i)?);
         }
         Ok(Contract {
             version: doc.info_version().map(str::to_string),

@@ -105,6 +105,8 @@ struct BodyCheck {
 /// One operation, compiled.
 #[derive(Debug)]
 pub struct CompiledOperation {
+    /// Its place in [`crate::Contract::operations`].
+    pub index: usize,
     /// The `operationId`, or `METHOD /template` when it has none: the
     /// `operation` label in metrics and the ledger.
     pub id: String,
@@ -128,7 +130,11 @@ pub struct RequestView<'r> {
 }
 
 impl CompiledOperation {
-    pub fn compile(doc: &Document, op: &Operation<'_>) -> Result<CompiledOperation, ContractError> {
+    pub fn compile(
+        doc: &Document,
+        op: &Operation<'_>,
+        index: usize,
+    ) -> Result<CompiledOperation, ContractError> {
         let params = op
             .parameters
             .iter()
@@ -136,6 +142,7 @@ impl CompiledOperation {
             .map(|p| param_check(doc, p))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(CompiledOperation {
+            index,
             id: op
                 .id
                 .clone()

@@ -28,6 +28,10 @@ pub struct RequestCtx {
     /// The normalised path (or the raw one if it could not be normalised).
     pub path: String,
     pub service: Option<Arc<ServiceRuntime>>,
+    /// The contract operation the request is for (its index in the
+    /// service's contract), and the path parameters' values.
+    pub operation: Option<usize>,
+    pub path_params: Vec<(String, String)>,
     /// Who is calling, once authenticated (None on public services).
     pub caller: Option<Arc<Caller>>,
     /// The tightest rate limit that applied: (policy name, quota).
@@ -79,6 +83,8 @@ impl RequestCtx {
             method,
             path,
             service: None,
+            operation: None,
+            path_params: Vec::new(),
             caller: None,
             quota: None,
             unit_quotas: Vec::new(),
@@ -96,6 +102,14 @@ impl RequestCtx {
             admitted: false,
             reservation: None,
         }
+    }
+
+    /// The operation's id (`operationId`, or `METHOD /template`), if the
+    /// service has a contract describing this request.
+    pub fn operation_id(&self) -> Option<&str> {
+        let svc = self.service.as_ref()?;
+        let contract = &svc.config.contract.as_ref()?.contract;
+        Some(contract.operations.get(self.operation?)?.id.as_str())
     }
 
     pub fn protocol(&self) -> &'static str {

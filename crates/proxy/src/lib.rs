@@ -7,6 +7,7 @@ pub mod balance;
 pub mod body;
 pub mod budget;
 pub mod client;
+pub mod contract;
 pub mod ctx;
 pub mod endpoint;
 pub mod error;

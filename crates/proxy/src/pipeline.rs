@@ -29,7 +29,9 @@ use crate::error::GatewayError;
 use crate::forward::{self, Outgoing};
 use crate::headers::{self, X_BLASTDOOR_COST_USD, X_REQUEST_ID};
 use crate::snapshot::{ServiceRuntime, Snapshot};
-use crate::{Gateway, authenticate, budget, framing, limits, path, route, stream_usage, upgrade};
+use crate::{
+    Gateway, authenticate, budget, contract, framing, limits, path, route, stream_usage, upgrade,
+};
 
 /// Bodies up to this size are read before forwarding so that a failed
 /// attempt can be retried on another host.
@@ -75,7 +77,9 @@ async fn run(
     authenticate::authenticate(gw, &svc, ctx, &parts.headers)?;
     limits::admit(gw.buckets.as_deref(), &svc, ctx).await?;
     admit(&svc, ctx)?;
-    let body = read_body(&svc, ctx, parts, body).await?;
+    let whole_body = contract::match_operation(gw, &svc, ctx, parts)?;
+    let body = read_body(&svc, ctx, parts, body, whole_body).await?;
+    contract::check_request(gw, &svc, ctx, parts, &body)?;
     admit_unpriced(gw, &svc, ctx, &body)?;
     let buffered = match &body {
         RequestBody::Buffered(b) => b.as_ref(),
@@ -256,11 +260,15 @@ fn admit_unpriced(
 
 /// Enforces the body cap; small bodies are read whole (replayable), larger
 /// or unknown-length ones stream through under the cap.
+/// Reads a small body (so a failed attempt can be retried) or, with
+/// `whole`, any body up to the service's limit (to check it against the
+/// contract); streams the rest.
 async fn read_body(
     svc: &ServiceRuntime,
     ctx: &mut RequestCtx,
     parts: &Parts,
     body: Incoming,
+    whole: bool,
 ) -> Result<RequestBody, GatewayError> {
     use http_body::Body as _;
     let limit = svc.config.max_request_body;
@@ -282,7 +290,7 @@ async fn read_body(
         return Ok(RequestBody::empty());
     }
     match declared {
-        Some(n) if n <= REPLAYABLE_BODY => {
+        _ if whole || declared.is_some_and(|n| n <= REPLAYABLE_BODY) => {
             let read = tokio::time::timeout(
                 svc.config.timeout,
                 Limited::new(body, limit as usize).collect(),

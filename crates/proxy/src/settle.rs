@@ -213,7 +213,7 @@ impl Settler {
             key_id: caller.map_or_else(String::new, |c| c.key_id.clone()),
             team: caller.and_then(|c| c.team.clone()).unwrap_or_default(),
             service: svc.config.name.clone(),
-            operation: String::new(),
+            operation: ctx.operation_id().unwrap_or_default().to_string(),
             method: ctx.method.as_str().to_string(),
             status: ctx.status,
             error: ctx.error.map(|c| c.as_str().to_string()),

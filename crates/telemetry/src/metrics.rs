@@ -57,6 +57,14 @@ struct BudgetAlertLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ContractLabels {
+    service: String,
+    /// An operation of the service's contract (bounded by it).
+    operation: String,
+    direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
@@ -96,6 +104,8 @@ pub struct Metrics {
     pub redis_errors: Counter,
     budget_remaining: Family<BudgetLabels, Gauge<f64, AtomicU64>>,
     budget_alerts: Family<BudgetAlertLabels, Counter>,
+    contract_violations: Family<ContractLabels, Counter>,
+    undocumented: Family<ServiceLabels, Counter>,
 }
 
 /// The ledger's path from spool to store.
@@ -248,7 +258,21 @@ impl Metrics {
             "Budget alerts raised, by budget and threshold (percent)",
             budget_alerts.clone(),
         );
+        let contract_violations = Family::<ContractLabels, Counter>::default();
+        registry.register(
+            "blastdoor_contract_violations",
+            "Requests (direction=request) or sampled responses (direction=response) that broke their operation's contract",
+            contract_violations.clone(),
+        );
+        let undocumented = Family::<ServiceLabels, Counter>::default();
+        registry.register(
+            "blastdoor_undocumented_requests",
+            "Requests to a service with a contract that describes no such operation",
+            undocumented.clone(),
+        );
         Metrics {
+            contract_violations,
+            undocumented,
             redis_errors,
             budget_remaining,
             budget_alerts,
@@ -335,6 +359,24 @@ impl Metrics {
     /// Forgets budgets that no longer exist.
     pub fn clear_budgets(&self) {
         self.budget_remaining.clear();
+    }
+
+    /// A request or response that broke its operation's contract.
+    pub fn contract_violation(&self, service: &str, operation: &str, direction: &'static str) {
+        let labels = ContractLabels {
+            service: service.to_string(),
+            operation: operation.to_string(),
+            direction,
+        };
+        self.contract_violations.get_or_create(&labels).inc();
+    }
+
+    /// A request its service's contract does not describe.
+    pub fn undocumented(&self, service: &str) {
+        let labels = ServiceLabels {
+            service: service.to_string(),
+        };
+        self.undocumented.get_or_create(&labels).inc();
     }
 
     pub fn budget_alert(&self, scope: &'static str, target: &str, threshold: u32) {

@@ -1,0 +1,265 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+//! End-to-end: requests matched to their contract's operations and checked
+//! live, in each validation mode; undocumented traffic blocked or counted;
+//! the operation named in the ledger.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+
+const TOKEN: &str = "admin-token-for-contracts-1";
+
+const CONTRACT: &str = r##"
+openapi: 3.1.0
+info: { title: images, version: "1.0.0" }
+paths:
+  /v1/images/generations:
+    post:
+      operationId: createImage
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              additionalProperties: false
+              required: [prompt]
+              properties:
+                prompt: { type: string, maxLength: 100000 }
+                n: { type: integer, minimum: 1, maximum: 4 }
+      responses: { "200": { description: ok } }
+  /v1/images/{id}:
+    get:
+      operationId: getImage
+      parameters:
+        - { name: id, in: path, required: true, schema: { type: integer } }
+      responses: { "200": { description: ok } }
+"##;
+
+fn config(upstream: &str, contract: &std::path::Path) -> String {
+    let c = contract.display();
+    format!(
+        "[server]\nadmin_token = \"{TOKEN}\"\n[store]\nflush_interval = \"100ms\"\n{}{}{}",
+        service(
+            "img",
+            "/img",
+            &[upstream.to_string()],
+            &format!("contract = \"{c}\"\nundocumented = \"block\"")
+        ),
+        service(
+            "rep",
+            "/rep",
+            &[upstream.to_string()],
+            &format!("contract = \"{c}\"\nvalidate = \"report\"")
+        ),
+        service(
+            "off",
+            "/off",
+            &[upstream.to_string()],
+            &format!("contract = \"{c}\"\nvalidate = \"off\"")
+        ),
+    )
+}
+
+async fn post_json(c: &Client, url: &str, body: impl Into<Bytes>) -> Reply {
+    let req = Request::post(url)
+        .header("content-type", "application/json")
+        .body(Full::new(body.into()))
+        .unwrap();
+    c.send(req).await
+}
+
+fn metric(metrics: &str, prefix: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_checked_against_their_operation() {
+    let up = MockUpstream::echo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let contract = dir.path().join("images.yaml");
+    std::fs::write(&contract, CONTRACT).unwrap();
+    let gw = start(&config(&up.url(), &contract));
+    let c = Client::http1();
+
+    // enforce: a conforming request goes through, a violating one is
+    // refused before the upstream, naming the field and rule only.
+    let ok = post_json(
+        &c,
+        &gw.url("/img/v1/images/generations"),
+        r#"{"prompt": "a cat", "n": 2}"#,
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+    let secret = "sk-secret-do-not-echo-0123456789";
+    let bad = post_json(
+        &c,
+        &gw.url("/img/v1/images/generations"),
+        format!(r#"{{"prompt": "{secret}", "n": 9}}"#),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let p = bad.problem("contract_violation");
+    let detail = p["detail"].as_str().unwrap();
+    assert_eq!(
+        detail,
+        "the request breaks the contract of img (createImage): body field /n breaks `maximum`: at most 4"
+    );
+    assert!(!bad.text().contains(secret));
+    let bad_path = c.get(&gw.url("/img/v1/images/abc")).await;
+    assert_eq!(bad_path.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad_path.problem("contract_violation")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("path parameter `id` breaks `type`")
+    );
+    assert_eq!(up.hits(), 1, "refused requests never reach the upstream");
+
+    // A body past the replay buffer, sent chunked, is read whole and checked.
+    let big = format!(r#"{{"prompt": "{}", "n": 0}}"#, "x".repeat(90_000));
+    let (tx, body) = tokio::sync::mpsc::channel::<
+        Result<hyper::body::Frame<Bytes>, std::convert::Infallible>,
+    >(4);
+    let sender = tokio::spawn(async move {
+        for chunk in big.as_bytes().chunks(16_384) {
+            tx.send(Ok(hyper::body::Frame::data(Bytes::copy_from_slice(chunk))))
+                .await
+                .unwrap();
+        }
+    });
+    let req = Request::post(gw.url("/img/v1/images/generations"))
+        .header("content-type", "application/json")
+        .body(http_body_util::StreamBody::new(tokio_stream_from(body)))
+        .unwrap();
+    let resp = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http()
+        .request(req)
+        .await
+        .unwrap();
+    sender.await.unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::BAD_REQUEST,
+        "the big body's n=0 is caught"
+    );
+
+    // Undocumented traffic: blocked on img, counted and forwarded on rep.
+    let blocked = c.get(&gw.url("/img/v2/other")).await;
+    assert_eq!(blocked.status, StatusCode::BAD_REQUEST);
+    assert!(
+        blocked.problem("contract_violation")["detail"]
+            .as_str()
+            .unwrap()
+            .contains(
+                "GET /v2/other is not an operation of img: its contract does not describe this path"
+            )
+    );
+    let method = c
+        .send(
+            Request::delete(gw.url("/img/v1/images/3"))
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await;
+    assert!(
+        method.problem("contract_violation")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("describes this path, not this method")
+    );
+    assert_eq!(c.get(&gw.url("/rep/v2/other")).await.status, StatusCode::OK);
+
+    // report: forwarded and counted; off: forwarded, not counted.
+    let hits = up.hits();
+    assert_eq!(
+        post_json(&c, &gw.url("/rep/v1/images/generations"), r#"{"n": 9}"#)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        post_json(&c, &gw.url("/off/v1/images/generations"), r#"{"n": 9}"#)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(up.hits(), hits + 2);
+    let metrics = c.get(&gw.admin_url("/metrics")).await.text();
+    assert_eq!(
+        metric(
+            &metrics,
+            "blastdoor_contract_violations_total{service=\"img\",operation=\"createImage\",direction=\"request\"}"
+        ),
+        2.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "blastdoor_contract_violations_total{service=\"img\",operation=\"getImage\",direction=\"request\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "blastdoor_contract_violations_total{service=\"rep\",operation=\"createImage\",direction=\"request\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "blastdoor_contract_violations_total{service=\"off\""
+        ),
+        0.0
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "blastdoor_undocumented_requests_total{service=\"img\"}"
+        ),
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "blastdoor_undocumented_requests_total{service=\"rep\"}"
+        ),
+        1.0
+    );
+
+    // The ledger names the operation of each admitted request.
+    eventually("the ledger groups by operation", async || {
+        let req = Request::get(gw.admin_url("/v1/usage?group_by=operation"))
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Full::default())
+            .unwrap();
+        let rows = c.send(req).await.json();
+        let rows = rows["rows"].as_array().cloned().unwrap_or_default();
+        let count = |op: &str| {
+            rows.iter()
+                .find(|r| r["group"] == op)
+                .map_or(0, |r| r["requests"].as_u64().unwrap())
+        };
+        count("createImage") == 3 && count("") == 1
+    })
+    .await;
+}
+
+/// A stream of frames from a channel, as a request body.
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<
+        Result<hyper::body::Frame<Bytes>, std::convert::Infallible>,
+    >,
+) -> impl futures_util::Stream<Item = Result<hyper::body::Frame<Bytes>, std::convert::Infallible>> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
