@@ -42,7 +42,7 @@ paths:
 fn config(upstream: &str, contract: &std::path::Path) -> String {
     let c = contract.display();
     format!(
-        "[server]\nadmin_token = \"{TOKEN}\"\n[store]\nflush_interval = \"100ms\"\n{}{}{}",
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"{TOKEN}\"\n[store]\nflush_interval = \"100ms\"\n{}{}{}",
         service(
             "img",
             "/img",
@@ -262,4 +262,104 @@ fn tokio_stream_from(
     >,
 ) -> impl futures_util::Stream<Item = Result<hyper::body::Frame<Bytes>, std::convert::Infallible>> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+const JOBS: &str = r##"
+openapi: 3.1.0
+info: { title: jobs, version: "3" }
+paths:
+  /jobs/{id}:
+    get:
+      operationId: getJob
+      parameters: [{ name: id, in: path, required: true, schema: { type: string } }]
+      responses:
+        "200":
+          description: ok
+          content:
+            application/json:
+              schema: { type: object, required: [id, status], properties: { status: { enum: [queued, done] } } }
+"##;
+
+/// Responses are checked on a sample, after they reach the caller: drift
+/// is counted and kept as examples in the catalog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sampled_responses_that_drift_are_counted_and_kept() {
+    let up = MockUpstream::start(|req: http::Request<hyper::body::Incoming>| async move {
+        match req.uri().path() {
+            "/jobs/good" => json(
+                StatusCode::OK,
+                &serde_json::json!({"id": "good", "status": "done"}),
+            ),
+            "/jobs/drift" => json(
+                StatusCode::OK,
+                &serde_json::json!({"id": "drift", "status": "lost"}),
+            ),
+            _ => json(StatusCode::INTERNAL_SERVER_ERROR, &serde_json::json!({})),
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let contract = dir.path().join("jobs.yaml");
+    std::fs::write(&contract, JOBS).unwrap();
+    let gw = start(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"{TOKEN}\"\n{}",
+        service(
+            "jobs",
+            "/jobs",
+            &[up.url()],
+            &format!(
+                "contract = \"{}\"\nresponse_sample = 1.0",
+                contract.display()
+            )
+        )
+    ));
+    let c = Client::http1();
+    for path in ["/jobs/jobs/good", "/jobs/jobs/drift", "/jobs/jobs/boom"] {
+        let r = c.get(&gw.url(path)).await;
+        assert!(
+            r.status == StatusCode::OK || r.status == StatusCode::INTERNAL_SERVER_ERROR,
+            "drift never changes the answer"
+        );
+    }
+    let catalog = || async {
+        let req = Request::get(gw.admin_url("/v1/services"))
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Full::default())
+            .unwrap();
+        c.send(req).await.json()
+    };
+    eventually("two drift examples", async || {
+        catalog().await[0]["contract"]["drift"]
+            .as_array()
+            .is_some_and(|d| d.len() == 2)
+    })
+    .await;
+    let services = catalog().await;
+    let contract_view = &services[0]["contract"];
+    assert_eq!(contract_view["version"], "3");
+    assert_eq!(contract_view["operations"][0]["id"], "getJob");
+    let drift = contract_view["drift"].as_array().unwrap();
+    let messages: Vec<&str> = drift
+        .iter()
+        .flat_map(|d| d["violations"].as_array().unwrap())
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        messages.contains(&"response breaks `status`: status 500 is not documented"),
+        "{messages:?}"
+    );
+    assert!(
+        messages.contains(
+            &"response field /status breaks `enum`: must be one of [\"queued\",\"done\"]"
+        ),
+        "{messages:?}"
+    );
+    let metrics = c.get(&gw.admin_url("/metrics")).await.text();
+    assert_eq!(
+        metric(
+            &metrics,
+            "blastdoor_contract_violations_total{service=\"jobs\",operation=\"getJob\",direction=\"response\"}"
+        ),
+        2.0
+    );
 }

@@ -18,6 +18,9 @@ impl Cx<'_> {
                     self.error(v.span(), format!("{key} needs a contract"));
                 }
             }
+            if let Some(v) = &r.response_sample {
+                self.error(v.span(), "response_sample needs a contract");
+            }
             return None;
         };
         let path = self.file_path(file);
@@ -40,12 +43,24 @@ impl Cx<'_> {
             Undocumented::Report,
             "undocumented",
         );
+        let response_sample = match &r.response_sample {
+            None => 0.01,
+            Some(v) if (0.0..=1.0).contains(v.get_ref()) => *v.get_ref(),
+            Some(v) => {
+                self.error(
+                    v.span(),
+                    "response_sample must be between 0 and 1 (a fraction of responses)",
+                );
+                0.0
+            }
+        };
         match Contract::load(&path) {
             Ok(contract) => Some(ContractSpec {
                 contract: Arc::new(contract),
                 path,
                 validate,
                 undocumented,
+                response_sample,
             }),
             Err(e) => {
                 self.error(file.span(), format!("contract: {e}"));

@@ -201,6 +201,8 @@ pub struct ContractSpec {
     pub path: PathBuf,
     pub validate: Validate,
     pub undocumented: Undocumented,
+    /// The fraction of responses checked against the contract (0 to 1).
+    pub response_sample: f64,
 }
 
 /// What to do with a request that breaks its operation's contract.

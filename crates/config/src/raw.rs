@@ -80,6 +80,7 @@ pub struct RawService {
     pub contract: Option<S<String>>,
     pub validate: Option<S<String>>,
     pub undocumented: Option<S<String>>,
+    pub response_sample: Option<S<f64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -20,6 +20,8 @@ pub enum Place {
     Query,
     Header,
     Body,
+    /// A response (status, content type or body) the gateway sampled.
+    Response,
 }
 
 impl Place {
@@ -29,6 +31,7 @@ impl Place {
             Place::Query => "query parameter",
             Place::Header => "header",
             Place::Body => "body",
+            Place::Response => "response",
         }
     }
 }
@@ -52,6 +55,8 @@ impl fmt::Display for Violation {
         match (self.place, self.field.as_str()) {
             (Place::Body, "") => write!(f, "body")?,
             (Place::Body, field) => write!(f, "body field {field}")?,
+            (Place::Response, "") => write!(f, "response")?,
+            (Place::Response, field) => write!(f, "response field {field}")?,
             (place, field) => write!(f, "{} `{field}`", place.as_str())?,
         }
         write!(f, " breaks `{}`: {}", self.rule, self.detail)
@@ -115,6 +120,52 @@ pub struct CompiledOperation {
     pub deprecated: bool,
     params: Vec<ParamCheck>,
     body: Option<BodyCheck>,
+    /// Documented responses, most specific status first.
+    responses: Vec<ResponseCheck>,
+}
+
+/// One documented response: a status (exact, a class like `4XX`, or
+/// `default`), its media types and JSON schema.
+#[derive(Debug)]
+struct ResponseCheck {
+    status: StatusSpec,
+    media_types: Vec<String>,
+    json: Option<Validator>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum StatusSpec {
+    Exact(u16),
+    Class(u16),
+    Default,
+}
+
+impl StatusSpec {
+    fn parse(s: &str) -> Option<StatusSpec> {
+        if s == "default" {
+            return Some(StatusSpec::Default);
+        }
+        let upper = s.to_ascii_uppercase();
+        if let Some(class) = upper.strip_suffix("XX") {
+            return class
+                .parse()
+                .ok()
+                .filter(|c| (1..6).contains(c))
+                .map(StatusSpec::Class);
+        }
+        s.parse()
+            .ok()
+            .filter(|c| (100..600).contains(c))
+            .map(StatusSpec::Exact)
+    }
+
+    fn covers(self, status: u16) -> bool {
+        match self {
+            StatusSpec::Exact(s) => s == status,
+            StatusSpec::Class(c) => status / 100 == c,
+            StatusSpec::Default => true,
+        }
+    }
 }
 
 /// What a request looks like to the validator.
@@ -152,7 +203,77 @@ impl CompiledOperation {
             deprecated: op.node.get("deprecated").and_then(Value::as_bool) == Some(true),
             params,
             body: body_check(doc, op)?,
+            responses: response_checks(doc, op)?,
         })
+    }
+
+    /// Whether the contract says anything about this operation's
+    /// responses (else sampling them is pointless).
+    pub fn documents_responses(&self) -> bool {
+        !self.responses.is_empty()
+    }
+
+    /// A response's violations: a status the operation does not document,
+    /// a media type it does not list, a JSON body its schema refuses.
+    /// `body` None: not captured (too large); only the head is checked.
+    pub fn check_response(
+        &self,
+        status: u16,
+        content_type: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Vec<Violation> {
+        let violation = |field: String, rule: &str, detail: String| Violation {
+            place: Place::Response,
+            field,
+            rule: rule.to_string(),
+            detail,
+        };
+        let Some(spec) = self.responses.iter().find(|r| r.status.covers(status)) else {
+            return vec![violation(
+                String::new(),
+                "status",
+                format!("status {status} is not documented"),
+            )];
+        };
+        let empty = body.is_some_and(<[u8]>::is_empty);
+        if spec.media_types.is_empty() || empty {
+            return Vec::new();
+        }
+        let Some(sent) = content_type else {
+            return vec![violation(
+                String::new(),
+                "content-type",
+                "a content-type is required".into(),
+            )];
+        };
+        let Some(listed) = spec.media_types.iter().find(|m| media_matches(m, sent)) else {
+            return vec![violation(
+                String::new(),
+                "content-type",
+                format!(
+                    "the content type is not one of {}",
+                    spec.media_types.join(", ")
+                ),
+            )];
+        };
+        let (Some(schema), Some(bytes), true) = (&spec.json, body, is_json(listed)) else {
+            return Vec::new();
+        };
+        let value: Value = match serde_json::from_slice(bytes) {
+            Ok(v) => v,
+            Err(_) => return vec![violation(String::new(), "json", "not valid JSON".into())],
+        };
+        schema
+            .iter_errors(&value)
+            .take(MAX_VIOLATIONS)
+            .map(|e| {
+                violation(
+                    e.instance_path().as_str().to_string(),
+                    e.kind().keyword(),
+                    describe(e.kind()),
+                )
+            })
+            .collect()
     }
 
     /// Whether checking this operation needs the whole request body.
@@ -181,7 +302,7 @@ impl CompiledOperation {
                     .map(|(_, v)| v.as_str())
                     .collect(),
                 Place::Header => (req.header)(&p.name).into_iter().collect(),
-                Place::Body => Vec::new(),
+                Place::Body | Place::Response => Vec::new(),
             };
             check_param(p, &values, &mut out);
         }
@@ -351,6 +472,48 @@ fn body_check(doc: &Document, op: &Operation<'_>) -> Result<Option<BodyCheck>, C
         media_types,
         json,
     }))
+}
+
+fn response_checks(
+    doc: &Document,
+    op: &Operation<'_>,
+) -> Result<Vec<ResponseCheck>, ContractError> {
+    let Some(responses) = op.node.get("responses").and_then(Value::as_object) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (code, response) in responses {
+        let Some(status) = StatusSpec::parse(code) else {
+            continue;
+        };
+        let at = format!("{}/responses/{}", op.pointer, crate::document::escape(code));
+        let response = doc.resolve(response, &at)?;
+        let mut media_types = Vec::new();
+        let mut json = None;
+        for (media, entry) in response
+            .get("content")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            let media = media.to_ascii_lowercase();
+            if json.is_none()
+                && is_json(&media)
+                && let Some(schema) = entry.get("schema")
+            {
+                let pointer = format!("{at}/content/{}/schema", crate::document::escape(&media));
+                json = Some(compile(doc, schema, &pointer)?);
+            }
+            media_types.push(media);
+        }
+        out.push(ResponseCheck {
+            status,
+            media_types,
+            json,
+        });
+    }
+    out.sort_by_key(|r| r.status);
+    Ok(out)
 }
 
 fn is_json(media: &str) -> bool {

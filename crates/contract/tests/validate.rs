@@ -320,3 +320,79 @@ fn violations_are_typed() {
     assert_eq!(v[0].place, Place::Path);
     assert_eq!((v[0].field.as_str(), v[0].rule.as_str()), ("id", "minimum"));
 }
+
+#[test]
+fn responses_are_checked_for_status_media_type_and_schema() {
+    let doc = r##"
+openapi: 3.1.0
+info: { title: t, version: "1" }
+paths:
+  /jobs/{id}:
+    get:
+      operationId: getJob
+      responses:
+        "200":
+          description: ok
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [id, status]
+                properties:
+                  id: { type: string }
+                  status: { enum: [queued, done] }
+        4XX:
+          description: problem
+          content:
+            application/problem+json:
+              schema: { type: object, required: [title] }
+"##;
+    let c = contract(doc);
+    let Lookup::Operation(op, _) = c.lookup("GET", "/jobs/1") else {
+        panic!()
+    };
+    let check = |status, ct: Option<&str>, body: &str| -> Vec<String> {
+        op.check_response(status, ct, Some(body.as_bytes()))
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    assert!(
+        check(
+            200,
+            Some("application/json"),
+            r#"{"id": "1", "status": "done"}"#
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        check(
+            200,
+            Some("application/json"),
+            r#"{"id": "1", "status": "lost"}"#
+        ),
+        ["response field /status breaks `enum`: must be one of [\"queued\",\"done\"]"]
+    );
+    assert_eq!(
+        check(200, Some("text/html"), "<p>"),
+        ["response breaks `content-type`: the content type is not one of application/json"]
+    );
+    assert!(
+        check(
+            404,
+            Some("application/problem+json"),
+            r#"{"title": "nope"}"#
+        )
+        .is_empty(),
+        "4XX covers 404"
+    );
+    assert_eq!(
+        check(500, Some("application/json"), "{}"),
+        ["response breaks `status`: status 500 is not documented"]
+    );
+    assert!(
+        op.check_response(200, Some("application/json"), None)
+            .is_empty(),
+        "an uncaptured body is not judged"
+    );
+}

@@ -15,6 +15,7 @@ use hyper::body::Incoming;
 
 use blastdoor_meter::Meter;
 
+use crate::contract::ResponseSample;
 use crate::ctx::RequestCtx;
 use crate::settle::Settler;
 
@@ -115,6 +116,8 @@ pub struct ResponseBody {
     /// Reads usage from the frames as they pass. Boxed: most services are
     /// not metered, and the body is moved around on every request.
     meter: Option<Box<Meter>>,
+    /// Captures a sampled response to check it against the contract.
+    sample: Option<Box<ResponseSample>>,
 }
 
 enum Inner {
@@ -137,6 +140,7 @@ impl ResponseBody {
             bytes_out: 0,
             settler: Some((settler, ctx)),
             meter: None,
+            sample: None,
         }
     }
 
@@ -157,10 +161,20 @@ impl ResponseBody {
             bytes_out: 0,
             settler: Some((settler, ctx)),
             meter,
+            sample: None,
         }
     }
 
+    /// Checks this response against the contract once it has ended.
+    pub fn with_sample(mut self, sample: Option<Box<ResponseSample>>) -> Self {
+        self.sample = sample;
+        self
+    }
+
     fn settle(&mut self, complete: bool) {
+        if let (Some(sample), true) = (self.sample.take(), complete) {
+            sample.judge();
+        }
         if let Some((settler, ctx)) = self.settler.take() {
             let usage = self.meter.take().map(|m| m.finish());
             settler.settle(*ctx, self.bytes_out, complete, usage);
@@ -188,6 +202,9 @@ impl Body for ResponseBody {
                     this.bytes_out += data.len() as u64;
                     if let Some(meter) = &mut this.meter {
                         meter.feed(data);
+                    }
+                    if let Some(sample) = &mut this.sample {
+                        sample.feed(data);
                     }
                 }
             }

@@ -5,8 +5,12 @@
 //! forwards it and counts it; traffic the contract does not describe is
 //! blocked or counted as the service says.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
 use blastdoor_config::{Undocumented, Validate};
 use blastdoor_contract::{Lookup, RequestView};
+use blastdoor_telemetry::Metrics;
 use blastdoor_types::ErrorCode;
 use http::request::Parts;
 
@@ -102,4 +106,128 @@ pub fn check_request(
         return Ok(());
     }
     Err(GatewayError::new(ErrorCode::ContractViolation, detail))
+}
+
+/// Response bytes kept for checking a sampled response; past this only
+/// its status and media type are checked.
+const MAX_SAMPLED_BODY: usize = 1024 * 1024;
+
+/// Examples of response drift kept per service, for the catalog.
+const DRIFT_EXAMPLES: usize = 10;
+
+/// A sampled response that broke its operation's contract.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DriftExample {
+    /// Unix milliseconds.
+    pub at: i64,
+    pub operation: String,
+    pub status: u16,
+    pub violations: Vec<String>,
+}
+
+/// The last few drift examples of a service; kept across reloads.
+#[derive(Debug, Default)]
+pub struct Drift {
+    examples: Mutex<VecDeque<DriftExample>>,
+}
+
+impl Drift {
+    fn push(&self, example: DriftExample) {
+        let mut examples = self.examples.lock().unwrap_or_else(|p| p.into_inner());
+        if examples.len() == DRIFT_EXAMPLES {
+            examples.pop_front();
+        }
+        examples.push_back(example);
+    }
+
+    /// Newest first.
+    pub fn examples(&self) -> Vec<DriftExample> {
+        let examples = self.examples.lock().unwrap_or_else(|p| p.into_inner());
+        examples.iter().rev().cloned().collect()
+    }
+}
+
+/// A response being captured as it streams to the caller, to be checked
+/// once it has ended (off the caller's path).
+#[derive(Debug)]
+pub struct ResponseSample {
+    svc: Arc<ServiceRuntime>,
+    operation: usize,
+    status: u16,
+    content_type: Option<String>,
+    body: Vec<u8>,
+    overflow: bool,
+    metrics: Arc<Metrics>,
+}
+
+/// Whether to check this response: its operation documents responses and
+/// the service's `response_sample` draws it.
+pub fn sample_response(
+    gw: &Gateway,
+    ctx: &RequestCtx,
+    head: &http::response::Parts,
+) -> Option<Box<ResponseSample>> {
+    let svc = ctx.service.as_ref()?;
+    let spec = svc.config.contract.as_ref()?;
+    let operation = ctx.operation?;
+    let op = spec.contract.operations.get(operation)?;
+    if !op.documents_responses() || fastrand::f64() >= spec.response_sample {
+        return None;
+    }
+    Some(Box::new(ResponseSample {
+        svc: Arc::clone(svc),
+        operation,
+        status: head.status.as_u16(),
+        content_type: head
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        body: Vec::new(),
+        overflow: false,
+        metrics: Arc::clone(&gw.metrics),
+    }))
+}
+
+impl ResponseSample {
+    pub fn feed(&mut self, data: &[u8]) {
+        if self.overflow || self.body.len() + data.len() > MAX_SAMPLED_BODY {
+            self.overflow = true;
+            self.body = Vec::new();
+            return;
+        }
+        self.body.extend_from_slice(data);
+    }
+
+    /// Checks the whole response on the runtime, never on the caller's
+    /// stream: counts drift and keeps an example.
+    pub fn judge(self) {
+        let check = move || {
+            let Some(spec) = &self.svc.config.contract else {
+                return;
+            };
+            let Some(op) = spec.contract.operations.get(self.operation) else {
+                return;
+            };
+            let body = (!self.overflow).then_some(self.body.as_slice());
+            let violations = op.check_response(self.status, self.content_type.as_deref(), body);
+            if violations.is_empty() {
+                return;
+            }
+            self.metrics
+                .contract_violation(&self.svc.config.name, &op.id, "response");
+            self.svc.drift.push(DriftExample {
+                at: blastdoor_store::now_ms(),
+                operation: op.id.clone(),
+                status: self.status,
+                violations: violations.iter().map(ToString::to_string).collect(),
+            });
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move { check() });
+            }
+            Err(_) => check(),
+        }
+    }
 }

@@ -396,9 +396,10 @@ fn respond(
                     head.headers.insert(&X_BLASTDOOR_COST_USD, v);
                 }
             }
+            let sample = contract::sample_response(gw, &ctx, &head);
             Response::from_parts(
                 head,
-                ResponseBody::relay(body, gw.settler.clone(), ctx, meter),
+                ResponseBody::relay(body, gw.settler.clone(), ctx, meter).with_sample(sample),
             )
         }
         Err(err) => {

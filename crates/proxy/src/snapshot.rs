@@ -12,6 +12,7 @@ use blastdoor_config::{Config, Service};
 use blastdoor_telemetry::{Metrics, ServiceMetrics};
 use tokio_util::sync::CancellationToken;
 
+use crate::contract::Drift;
 use crate::ctx::Admission;
 use crate::endpoint::Endpoint;
 use crate::rate_limit::{Bucket, CallerConcurrency, PerCaller, UnitLimit};
@@ -44,6 +45,8 @@ pub struct ServiceRuntime {
     pub unit_limits: Vec<UnitLimit>,
     /// Requests admitted and not yet settled; shared across snapshots.
     admitted: Arc<AtomicUsize>,
+    /// Recent responses that broke the contract; shared across snapshots.
+    pub drift: Arc<Drift>,
 }
 
 impl ServiceRuntime {
@@ -66,8 +69,10 @@ impl Snapshot {
     pub fn build(config: Config, previous: Option<&Snapshot>, metrics: &Metrics) -> Snapshot {
         let mut old_endpoints: HashMap<(&str, &str), &Arc<Endpoint>> = HashMap::new();
         let mut old_admitted: HashMap<&str, &Arc<AtomicUsize>> = HashMap::new();
+        let mut old_drift: HashMap<&str, &Arc<Drift>> = HashMap::new();
         for svc in previous.iter().flat_map(|p| p.services.iter()) {
             old_admitted.insert(&svc.config.name, &svc.admitted);
+            old_drift.insert(&svc.config.name, &svc.drift);
             for e in &svc.endpoints {
                 old_endpoints.insert((&svc.config.name, &e.upstream.url), e);
             }
@@ -110,6 +115,9 @@ impl Snapshot {
                     .map(CallerConcurrency::new),
                 unit_limits: unit_limits(svc),
                 admitted,
+                drift: old_drift
+                    .get(svc.name.as_str())
+                    .map_or_else(Arc::default, |d| Arc::clone(d)),
                 config: svc.clone(),
             }));
         }

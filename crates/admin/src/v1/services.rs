@@ -15,6 +15,31 @@ pub struct ServiceView {
     route: RouteView,
     public: bool,
     upstreams: Vec<UpstreamView>,
+    /// None: the service has no contract.
+    contract: Option<ContractView>,
+}
+
+#[derive(Debug, Serialize)]
+struct ContractView {
+    path: String,
+    /// `info.version`.
+    version: Option<String>,
+    /// SHA-256 of the document.
+    hash: String,
+    validate: &'static str,
+    undocumented: &'static str,
+    response_sample: f64,
+    operations: Vec<OperationView>,
+    /// The last responses that broke the contract, newest first.
+    drift: Vec<blastdoor_proxy::contract::DriftExample>,
+}
+
+#[derive(Debug, Serialize)]
+struct OperationView {
+    id: String,
+    method: String,
+    path: String,
+    deprecated: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -52,7 +77,40 @@ pub async fn list(State(api): State<Arc<Api>>) -> Json<Vec<ServiceView>> {
                     in_flight: e.in_flight(),
                 })
                 .collect(),
+            contract: contract_view(svc),
         })
         .collect();
     Json(services)
+}
+
+fn contract_view(svc: &blastdoor_proxy::snapshot::ServiceRuntime) -> Option<ContractView> {
+    use blastdoor_config::{Undocumented, Validate};
+    let spec = svc.config.contract.as_ref()?;
+    let c = &spec.contract;
+    Some(ContractView {
+        path: spec.path.display().to_string(),
+        version: c.version.clone(),
+        hash: c.hash.clone(),
+        validate: match spec.validate {
+            Validate::Enforce => "enforce",
+            Validate::Report => "report",
+            Validate::Off => "off",
+        },
+        undocumented: match spec.undocumented {
+            Undocumented::Block => "block",
+            Undocumented::Report => "report",
+        },
+        response_sample: spec.response_sample,
+        operations: c
+            .operations
+            .iter()
+            .map(|op| OperationView {
+                id: op.id.clone(),
+                method: op.method.clone(),
+                path: op.path.clone(),
+                deprecated: op.deprecated,
+            })
+            .collect(),
+        drift: svc.drift.examples(),
+    })
 }
