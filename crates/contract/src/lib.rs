@@ -3,5 +3,6 @@
 //! validation, linted, and diffed for breaking changes.
 
 pub mod document;
+pub mod lint;
 
 pub use document::{ContractError, Document, METHODS, OpenApiVersion, Operation, Parameter};
