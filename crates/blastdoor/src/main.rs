@@ -4,6 +4,7 @@ mod alerts;
 mod audit;
 mod budgets;
 mod check;
+mod contract;
 mod demo;
 mod jwks;
 mod keys;
@@ -91,6 +92,11 @@ enum Command {
     },
     /// Run the gateway with bundled reference services and print how to call them.
     Demo(demo::DemoArgs),
+    /// Contract checks for CI: lint an OpenAPI document.
+    Contract {
+        #[command(subcommand)]
+        command: contract::ContractCommand,
+    },
 }
 
 fn parse_group_by(s: &str) -> Result<blastdoor_store::GroupBy, String> {
@@ -103,6 +109,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve::run(&config),
         Command::Check { config } => return check::run(&config),
+        Command::Contract { command } => return contract::command(command),
         Command::Keys { config, command } => keys::command(&config, command),
         Command::Audit {
             config,

@@ -363,3 +363,57 @@ async fn sampled_responses_that_drift_are_counted_and_kept() {
         2.0
     );
 }
+
+#[test]
+fn contract_lint_exits_by_severity() {
+    let good =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../contract/tests/lint/good.yaml");
+    let run = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .arg("contract")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let ok = run(&["lint", good.to_str().unwrap()]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    // No operationId, no security, a key in the query string.
+    std::fs::write(&bad, "openapi: 3.1.0\ninfo: { title: t, version: '1' }\npaths:\n  /x:\n    get:\n      parameters: [{ name: api_key, in: query, schema: { type: string, maxLength: 64 } }]\n      responses: { '200': { description: ok } }\n").unwrap();
+    let out = run(&["lint", bad.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rules: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    for rule in [
+        "operation-id-present",
+        "operation-security-defined",
+        "no-credentials-in-query",
+    ] {
+        assert!(rules.contains(&rule), "{rules:?}");
+    }
+    let off = run(&[
+        "lint",
+        bad.to_str().unwrap(),
+        "--disable",
+        "operation-id-present,operation-security-defined,no-credentials-in-query",
+    ]);
+    assert_eq!(
+        off.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&off.stdout)
+    );
+    let unknown = run(&["lint", bad.to_str().unwrap(), "--disable", "no-such-rule"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no lint rule \"no-such-rule\""));
+}
