@@ -1,7 +1,7 @@
 //! `blastdoor contract lint FILE` and `contract diff OLD NEW`: the
 //! contract checks a service's CI runs, with exit codes it can gate on.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use blastdoor_contract::{Document, lint};
@@ -35,7 +35,7 @@ pub fn command(command: ContractCommand) -> ExitCode {
     }
 }
 
-fn run_lint(file: &PathBuf, format: lint::Format, disable: &[String]) -> ExitCode {
+fn run_lint(file: &Path, format: lint::Format, disable: &[String]) -> ExitCode {
     if let Some(unknown) = disable.iter().find(|id| lint::rule(id).is_none()) {
         eprintln!("blastdoor: --disable: no lint rule {unknown:?}");
         return ExitCode::from(2);
