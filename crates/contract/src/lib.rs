@@ -2,6 +2,7 @@
 //! and resolved ([`Document`]), its operations listed for matching and
 //! validation, linted, and diffed for breaking changes.
 
+pub mod diff;
 pub mod document;
 
 pub use document::{ContractError, Document, METHODS, OpenApiVersion, Operation, Parameter};
