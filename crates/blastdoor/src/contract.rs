@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use blastdoor_contract::{Document, lint};
+use blastdoor_contract::{Document, diff, lint};
 use clap::Subcommand;
 
 #[derive(Subcommand)]
@@ -19,6 +19,21 @@ pub enum ContractCommand {
         #[arg(long, value_delimiter = ',')]
         disable: Vec<String>,
     },
+    /// Report what changed from OLD to NEW, by the rule that requests may
+    /// only become more permissive and responses only stricter; exit 1 on
+    /// a breaking change.
+    Diff {
+        old: PathBuf,
+        new: PathBuf,
+        /// text, json, or markdown (for a CI comment).
+        #[arg(long, default_value = "text", value_parser = parse_diff_format)]
+        format: diff::Format,
+    },
+}
+
+fn parse_diff_format(s: &str) -> Result<diff::Format, String> {
+    s.parse()
+        .map_err(|_| "expected text, json or markdown".to_string())
 }
 
 fn parse_lint_format(s: &str) -> Result<lint::Format, String> {
@@ -32,6 +47,27 @@ pub fn command(command: ContractCommand) -> ExitCode {
             format,
             disable,
         } => run_lint(&file, format, &disable),
+        ContractCommand::Diff { old, new, format } => run_diff(&old, &new, format),
+    }
+}
+
+fn run_diff(old: &Path, new: &Path, format: diff::Format) -> ExitCode {
+    let report = Document::load(old)
+        .and_then(|old| Ok((old, Document::load(new)?)))
+        .and_then(|(old, new)| diff::diff(&old, &new));
+    match report {
+        Ok(report) => {
+            print!("{}", diff::render(&report, format));
+            if report.breaking() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("blastdoor: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

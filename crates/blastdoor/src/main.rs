@@ -92,7 +92,7 @@ enum Command {
     },
     /// Run the gateway with bundled reference services and print how to call them.
     Demo(demo::DemoArgs),
-    /// Contract checks for CI: lint an OpenAPI document.
+    /// Contract checks for CI: lint an OpenAPI document, diff two versions.
     Contract {
         #[command(subcommand)]
         command: contract::ContractCommand,

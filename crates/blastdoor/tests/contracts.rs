@@ -417,3 +417,42 @@ fn contract_lint_exits_by_severity() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no lint rule \"no-such-rule\""));
 }
+
+#[test]
+fn contract_diff_exits_1_on_breaking_changes() {
+    let corpus =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../contract/tests/diff-corpus");
+    let run = |pair: &str, format: &str| {
+        let dir = corpus.join(pair);
+        std::process::Command::new(BIN)
+            .args(["contract", "diff"])
+            .arg(dir.join("old.yaml"))
+            .arg(dir.join("new.yaml"))
+            .args(["--format", format])
+            .output()
+            .unwrap()
+    };
+    let removed = run("02-operation-removed", "json");
+    assert_eq!(removed.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&removed.stdout).unwrap();
+    assert_eq!(report["breaking"], true);
+    assert_eq!(report["findings"][0]["rule"], "operation-removed");
+    let added = run("03-operation-added", "markdown");
+    assert_eq!(
+        added.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&added.stdout)
+    );
+    let missing = std::process::Command::new(BIN)
+        .args([
+            "contract",
+            "diff",
+            "/nonexistent/old.yaml",
+            "/nonexistent/new.yaml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read the contract"));
+}

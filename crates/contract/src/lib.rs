@@ -1,9 +1,11 @@
 //! Service contracts: an OpenAPI 3.0 or 3.1 document per service, loaded
 //! and resolved ([`Document`]), compiled into operations that requests are
 //! matched to and checked against ([`Contract`]), linted against an
-//! API-standards ruleset ([`lint`]), and diffed for breaking changes.
+//! API-standards ruleset ([`lint`]), and diffed for breaking changes
+//! ([`diff`]).
 
 pub mod contract;
+pub mod diff;
 pub mod document;
 pub mod lint;
 pub mod matcher;
