@@ -89,7 +89,6 @@ fn validate(c: &mut Criterion) {
     let contract = contract();
     let body = body();
     assert!((1800..2600).contains(&body.len()), "{} bytes", body.len());
-    let none = |_: &str| None;
     let mut g = c.benchmark_group("contract");
     g.bench_function("match_among_200_operations", |b| {
         b.iter(|| match contract.lookup("GET", black_box("/v1/r77/abc")) {
@@ -102,6 +101,7 @@ fn validate(c: &mut Criterion) {
             let Lookup::Operation(op, params) = contract.lookup("POST", "/v1/r77") else {
                 unreachable!()
             };
+            let none = |_: &str| None;
             let view = RequestView {
                 path_params: &params,
                 query: None,
