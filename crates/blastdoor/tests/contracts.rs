@@ -456,3 +456,52 @@ fn contract_diff_exits_1_on_breaking_changes() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read the contract"));
 }
+
+/// A deprecated service says so on every answer, and the catalog shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deprecated_services_announce_deprecation_and_sunset() {
+    let up = MockUpstream::echo().await;
+    let gw = start(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"{TOKEN}\"\n{}{}",
+        service(
+            "old",
+            "/old",
+            &[up.url()],
+            "description = \"v1 of the images API\"\ntags = [\"media\"]\ndeprecation = { since = \"2026-11-01\", sunset = \"2027-03-31\", link = \"https://docs.example.com/migrate\" }"
+        ),
+        service("new", "/new", &[up.url()], "lifecycle = \"experimental\""),
+    ));
+    let c = Client::http1();
+    let old = c.get(&gw.url("/old/x")).await;
+    assert_eq!(old.status, StatusCode::OK);
+    assert_eq!(
+        old.header("deprecation"),
+        Some("@1793491200"),
+        "2026-11-01T00:00Z"
+    );
+    assert_eq!(old.header("sunset"), Some("Wed, 31 Mar 2027 00:00:00 GMT"));
+    assert_eq!(
+        old.header("link"),
+        Some("<https://docs.example.com/migrate>; rel=\"deprecation\"; type=\"text/html\"")
+    );
+    let new = c.get(&gw.url("/new/x")).await;
+    assert!(new.header("deprecation").is_none() && new.header("sunset").is_none());
+    let req = Request::get(gw.admin_url("/v1/services"))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(Full::default())
+        .unwrap();
+    let services = c.send(req).await.json();
+    let by_name = |n: &str| {
+        services
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_name("old")["lifecycle"], "deprecated");
+    assert_eq!(by_name("old")["tags"][0], "media");
+    assert_eq!(by_name("old")["deprecation"]["sunset"], 1_806_451_200);
+    assert_eq!(by_name("new")["lifecycle"], "experimental");
+}

@@ -367,6 +367,7 @@ impl Cx<'_> {
             }
         };
         let meter = self.meter(r);
+        let (lifecycle, deprecation) = self.lifecycle(r);
         let rate_limit = self.rate_limit(r.rate_limit.as_ref(), &meter.units());
         Service {
             owner: r
@@ -393,6 +394,19 @@ impl Cx<'_> {
             pricing: self.pricing(r.price.as_ref()),
             unpriced: self.unpriced(r.unpriced.as_ref()),
             contract: self.contract(r),
+            lifecycle,
+            deprecation,
+            description: r
+                .description
+                .as_ref()
+                .and_then(|d| self.string(d))
+                .unwrap_or_default(),
+            tags: r
+                .tags
+                .iter()
+                .flatten()
+                .filter_map(|t| self.string(t))
+                .collect(),
             name,
         }
     }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use blastdoor_contract::Contract;
 
 use super::Cx;
-use crate::model::{ContractSpec, Undocumented, Validate};
-use crate::raw::{RawService, S};
+use crate::model::{ContractSpec, Deprecation, Lifecycle, Undocumented, Validate};
+use crate::raw::{RawDeprecation, RawService, S};
 
 impl Cx<'_> {
     pub(super) fn contract(&mut self, r: &RawService) -> Option<ContractSpec> {
@@ -64,6 +64,83 @@ impl Cx<'_> {
             }),
             Err(e) => {
                 self.error(file.span(), format!("contract: {e}"));
+                None
+            }
+        }
+    }
+
+    /// The catalog's view: lifecycle and deprecation. A deprecation makes
+    /// the lifecycle `deprecated`, and `deprecated` needs a deprecation
+    /// (its date is what the `Deprecation` header says).
+    pub(super) fn lifecycle(&mut self, r: &RawService) -> (Lifecycle, Option<Deprecation>) {
+        let lifecycle = self.choice(
+            r.lifecycle.as_ref(),
+            &[
+                ("experimental", Lifecycle::Experimental),
+                ("production", Lifecycle::Production),
+                ("deprecated", Lifecycle::Deprecated),
+            ],
+            Lifecycle::Production,
+            "lifecycle",
+        );
+        let deprecation = r.deprecation.as_ref().and_then(|d| self.deprecation(d));
+        match (lifecycle, &deprecation, &r.lifecycle) {
+            (Lifecycle::Deprecated, None, Some(v)) if r.deprecation.is_none() => {
+                self.error(
+                    v.span(),
+                    "a deprecated service needs a deprecation: deprecation = { since = \"2026-11-01\", sunset = \"2027-03-31\" }",
+                );
+                (lifecycle, None)
+            }
+            (_, Some(_), _) => (Lifecycle::Deprecated, deprecation),
+            _ => (lifecycle, deprecation),
+        }
+    }
+
+    fn deprecation(&mut self, d: &RawDeprecation) -> Option<Deprecation> {
+        let since = self.date(&d.since, "deprecation.since")?;
+        let sunset = match &d.sunset {
+            Some(v) => Some(self.date(v, "deprecation.sunset")?),
+            None => None,
+        };
+        if let (Some(s), Some(v)) = (sunset, &d.sunset)
+            && s < since
+        {
+            self.error(
+                v.span(),
+                "deprecation.sunset must not come before deprecation.since",
+            );
+        }
+        let link = d.link.as_ref().and_then(|l| self.string(l));
+        Some(Deprecation {
+            since,
+            sunset,
+            link,
+        })
+    }
+
+    /// A calendar date, "2027-03-31", as Unix seconds at its UTC midnight.
+    fn date(&mut self, v: &S<String>, key: &str) -> Option<i64> {
+        let parsed = v.get_ref().split('-').collect::<Vec<_>>();
+        let date = match parsed.as_slice() {
+            [y, m, d] => y
+                .parse::<i32>()
+                .ok()
+                .zip(m.parse::<u8>().ok())
+                .zip(d.parse::<u8>().ok())
+                .and_then(|((y, m), d)| {
+                    let month = time::Month::try_from(m).ok()?;
+                    time::Date::from_calendar_date(y, month, d).ok()
+                }),
+            _ => None,
+        };
+        match date {
+            Some(d) => Some(d.midnight().assume_utc().unix_timestamp()),
+            None => {
+                self.error(
+                    v.span(),
+                    format!("{key} must be a date like \"2027-03-31\""),
+                );
                 None
             }
         }

@@ -444,3 +444,39 @@ fn contracts_load_relative_to_the_config_and_report_their_problems() {
     assert!(err.contains("validate needs a contract"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn lifecycle_and_deprecation() {
+    let base = "[[service]]\nname = \"s\"\nroute = { prefix = \"/s\" }\nupstreams = [\"http://127.0.0.1:1\"]\n";
+    let c = load(&format!(
+        "{base}deprecation = {{ since = \"2026-11-01\", sunset = \"2027-03-31\" }}\n"
+    ))
+    .unwrap();
+    let s = &c.services[0];
+    assert_eq!(
+        s.lifecycle,
+        crate::Lifecycle::Deprecated,
+        "a deprecation makes it deprecated"
+    );
+    let d = s.deprecation.as_ref().unwrap();
+    assert_eq!(d.deprecation_header(), "@1793491200");
+    assert_eq!(
+        d.sunset_header().as_deref(),
+        Some("Wed, 31 Mar 2027 00:00:00 GMT")
+    );
+    assert_eq!(
+        load(base).unwrap().services[0].lifecycle,
+        crate::Lifecycle::Production
+    );
+    let err = |extra: &str| load(&format!("{base}{extra}\n")).unwrap_err().to_string();
+    assert!(err("lifecycle = \"deprecated\"").contains("a deprecated service needs a deprecation"));
+    assert!(err("lifecycle = \"retired\"").contains("lifecycle \"retired\" must be one of"));
+    assert!(
+        err("deprecation = { since = \"2026-13-01\" }")
+            .contains("deprecation.since must be a date like")
+    );
+    assert!(
+        err("deprecation = { since = \"2026-11-01\", sunset = \"2026-10-01\" }")
+            .contains("sunset must not come before")
+    );
+}

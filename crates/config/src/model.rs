@@ -192,6 +192,62 @@ pub struct Service {
     /// The service's OpenAPI contract, compiled, and what to do with
     /// traffic that breaks it or that it does not describe.
     pub contract: Option<ContractSpec>,
+    pub lifecycle: Lifecycle,
+    pub description: String,
+    pub tags: Vec<String>,
+    /// Set when the service is deprecated: what its answers say so with.
+    pub deprecation: Option<Deprecation>,
+}
+
+/// Where a service is in its life, for the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    Experimental,
+    Production,
+    Deprecated,
+}
+
+impl Lifecycle {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::Experimental => "experimental",
+            Lifecycle::Production => "production",
+            Lifecycle::Deprecated => "deprecated",
+        }
+    }
+}
+
+/// A deprecation, as the headers that announce it: `Deprecation`
+/// (RFC 9745, a structured-field date), `Sunset` (RFC 8594, an HTTP date)
+/// and `Link` to the migration notes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deprecation {
+    /// Unix seconds.
+    pub since: i64,
+    pub sunset: Option<i64>,
+    pub link: Option<String>,
+}
+
+impl Deprecation {
+    /// `@1793318400`
+    pub fn deprecation_header(&self) -> String {
+        format!("@{}", self.since)
+    }
+
+    /// `Wed, 31 Mar 2027 00:00:00 GMT`
+    pub fn sunset_header(&self) -> Option<String> {
+        let secs = u64::try_from(self.sunset?).ok()?;
+        Some(httpdate::fmt_http_date(
+            std::time::UNIX_EPOCH + Duration::from_secs(secs),
+        ))
+    }
+
+    /// `<https://...>; rel="deprecation"`
+    pub fn link_header(&self) -> Option<String> {
+        self.link
+            .as_ref()
+            .map(|l| format!("<{l}>; rel=\"deprecation\"; type=\"text/html\""))
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -81,6 +81,21 @@ pub struct RawService {
     pub validate: Option<S<String>>,
     pub undocumented: Option<S<String>>,
     pub response_sample: Option<S<f64>>,
+    pub lifecycle: Option<S<String>>,
+    pub description: Option<S<String>>,
+    pub tags: Option<Vec<S<String>>>,
+    pub deprecation: Option<RawDeprecation>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeprecation {
+    /// A date, "2026-11-01": when the service was (or will be) deprecated.
+    pub since: S<String>,
+    /// A date after which it may stop answering.
+    pub sunset: Option<S<String>>,
+    /// Where callers read how to move off it.
+    pub link: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

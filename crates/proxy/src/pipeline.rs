@@ -373,6 +373,10 @@ fn respond(
 ) -> Response<ResponseBody> {
     let request_id = HeaderValue::from_str(&ctx.request_id).ok();
     let limit_headers = limits::headers(&ctx);
+    let deprecation = ctx
+        .service
+        .as_ref()
+        .and_then(|s| s.config.deprecation.clone());
     let mut resp = match result {
         Ok((resp, meter)) => {
             let (mut head, body) = resp.into_parts();
@@ -413,11 +417,29 @@ fn respond(
     if let Some(id) = request_id {
         resp.headers_mut().insert(&X_REQUEST_ID, id);
     }
+    if let Some(d) = &deprecation {
+        announce_deprecation(resp.headers_mut(), d);
+    }
     if let Some((policy, remaining)) = limit_headers {
         resp.headers_mut().insert("ratelimit-policy", policy);
         resp.headers_mut().insert("ratelimit", remaining);
     }
     resp
+}
+
+/// `Deprecation` (RFC 9745), `Sunset` (RFC 8594) and a `Link` to the
+/// migration notes, on every answer of a deprecated service.
+fn announce_deprecation(h: &mut http::HeaderMap, d: &blastdoor_config::Deprecation) {
+    let values = [
+        ("deprecation", Some(d.deprecation_header())),
+        ("sunset", d.sunset_header()),
+        ("link", d.link_header()),
+    ];
+    for (name, value) in values {
+        if let Some(v) = value.and_then(|v| HeaderValue::try_from(v).ok()) {
+            h.append(name, v);
+        }
+    }
 }
 
 /// A meter for a successful response of a metered service. Error answers

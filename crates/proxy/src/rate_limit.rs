@@ -1,7 +1,8 @@
 //! Requests and units per minute, per service and per caller, enforced in
 //! memory on this node with GCRA: one atomic timestamp per bucket, no lock
-//! on the check itself. Per-caller buckets live in a sharded map, locked
-//! briefly to find the bucket.
+//! on the check itself. Per-caller buckets live in a sharded map: finding
+//! a caller's bucket takes a shard's read lock (shared, never waiting on
+//! other readers); only a caller's first call takes the write lock.
 //!
 //! A request takes one from a requests bucket at admission. Units (tokens,
 //! images) are known only once the response is read, so a units bucket is
@@ -11,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -124,7 +125,7 @@ impl Bucket {
 pub struct PerCaller {
     limit: u64,
     epoch: Instant,
-    shards: [Mutex<HashMap<String, Arc<Bucket>>>; SHARDS],
+    shards: [RwLock<HashMap<String, Arc<Bucket>>>; SHARDS],
 }
 
 impl PerCaller {
@@ -132,18 +133,18 @@ impl PerCaller {
         PerCaller {
             limit,
             epoch: Instant::now(),
-            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            shards: std::array::from_fn(|_| RwLock::new(HashMap::new())),
         }
     }
 
     /// The caller's bucket, made on first use.
     pub fn bucket(&self, caller: &str) -> Arc<Bucket> {
         let shard = &self.shards[shard_of(caller)];
-        let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(b) = map.get(caller) {
+        if let Some(b) = shard.read().unwrap_or_else(|p| p.into_inner()).get(caller) {
             return Arc::clone(b);
         }
-        if map.len() >= MAX_CALLERS_PER_SHARD {
+        let mut map = shard.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_CALLERS_PER_SHARD && !map.contains_key(caller) {
             map.retain(|_, b| !b.idle());
         }
         Arc::clone(
@@ -242,7 +243,7 @@ impl BucketRef<'_> {
 #[derive(Debug)]
 pub struct CallerConcurrency {
     limit: usize,
-    shards: [Mutex<HashMap<String, Arc<AtomicUsize>>>; SHARDS],
+    shards: [RwLock<HashMap<String, Arc<AtomicUsize>>>; SHARDS],
 }
 
 #[derive(Debug)]
@@ -258,21 +259,25 @@ impl CallerConcurrency {
     pub fn new(limit: u32) -> Self {
         CallerConcurrency {
             limit: limit as usize,
-            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            shards: std::array::from_fn(|_| RwLock::new(HashMap::new())),
         }
     }
 
     /// A slot for `caller`, or None at the cap.
     pub fn try_acquire(&self, caller: &str) -> Option<CallerSlot> {
-        let counter = {
-            let mut map = self.shards[shard_of(caller)]
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+        let shard = &self.shards[shard_of(caller)];
+        let known = shard
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(caller)
+            .map(Arc::clone);
+        let counter = known.unwrap_or_else(|| {
+            let mut map = shard.write().unwrap_or_else(|p| p.into_inner());
             if map.len() >= MAX_CALLERS_PER_SHARD && !map.contains_key(caller) {
                 map.retain(|_, c| c.load(Relaxed) > 0);
             }
             Arc::clone(map.entry(caller.to_string()).or_default())
-        };
+        });
         let before = counter.fetch_add(1, Relaxed);
         if before >= self.limit {
             counter.fetch_sub(1, Relaxed);

@@ -27,7 +27,7 @@ pub enum Backend {
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pool: AnyPool,
-    backend: Backend,
+    pub(crate) backend: Backend,
     /// Queries issued through the store traits, shared by clones: lets a
     /// test prove the request path never queries the store.
     queries: Arc<AtomicU64>,

@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use crate::ledger::hour_of;
-use crate::sql::SqlStore;
+use crate::sql::{Backend, SqlStore};
 use crate::{
     BudgetRecord, BudgetScope, BudgetStore, GroupBy, LedgerRecord, LedgerStore, Result, StoreError,
     UsageRow,
@@ -19,8 +19,13 @@ macro_rules! ledger_columns {
     };
 }
 
-/// Records per multi-row INSERT (19 parameters each).
-const INSERT_ROWS: usize = 50;
+/// Records per multi-row INSERT (19 parameters each). SQLite looks up
+/// each bound parameter's name with a scan of the statement's parameter
+/// list, so a statement's binding cost grows with the square of its
+/// parameters: it gets few rows per statement (its prepared statements
+/// are cached, so more statements cost little); PostgreSQL gets many.
+const INSERT_ROWS_SQLITE: usize = 4;
+const INSERT_ROWS_POSTGRES: usize = 50;
 /// Rollup rows per multi-row upsert.
 const UPSERT_ROWS: usize = 100;
 
@@ -66,9 +71,10 @@ fn multi_row_sql(table: &str, columns: &str, per_row: usize, rows: usize, tail: 
 async fn insert_records(
     tx: &mut Transaction<'_, Any>,
     records: &[LedgerRecord],
+    rows_per_insert: usize,
 ) -> Result<std::collections::HashSet<String>> {
     let mut inserted = std::collections::HashSet::new();
-    for chunk in records.chunks(INSERT_ROWS) {
+    for chunk in records.chunks(rows_per_insert) {
         let sql = multi_row_sql(
             "ledger",
             ledger_columns!(),
@@ -219,7 +225,11 @@ fn record_from_row(row: &AnyRow) -> Result<LedgerRecord> {
 impl LedgerStore for SqlStore {
     async fn append_ledger(&self, batch: &[LedgerRecord]) -> Result<usize> {
         let mut tx = self.pool().begin().await?;
-        let inserted = insert_records(&mut tx, batch).await?;
+        let rows_per_insert = match self.backend {
+            Backend::Sqlite => INSERT_ROWS_SQLITE,
+            Backend::Postgres => INSERT_ROWS_POSTGRES,
+        };
+        let inserted = insert_records(&mut tx, batch, rows_per_insert).await?;
         // Only new records count: a replayed spool must not count twice.
         let rollups = roll_up(batch.iter().filter(|r| inserted.contains(&r.id)));
         add_rollups(&mut tx, &rollups).await?;

@@ -12,6 +12,11 @@ use super::Api;
 pub struct ServiceView {
     name: String,
     owner: String,
+    lifecycle: &'static str,
+    description: String,
+    tags: Vec<String>,
+    /// Set on a deprecated service.
+    deprecation: Option<DeprecationView>,
     route: RouteView,
     public: bool,
     upstreams: Vec<UpstreamView>,
@@ -43,6 +48,14 @@ struct OperationView {
 }
 
 #[derive(Debug, Serialize)]
+struct DeprecationView {
+    /// Unix seconds.
+    since: i64,
+    sunset: Option<i64>,
+    link: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
 struct RouteView {
     prefix: String,
     host: Option<String>,
@@ -63,6 +76,14 @@ pub async fn list(State(api): State<Arc<Api>>) -> Json<Vec<ServiceView>> {
         .map(|svc| ServiceView {
             name: svc.config.name.clone(),
             owner: svc.config.owner.clone(),
+            lifecycle: svc.config.lifecycle.as_str(),
+            description: svc.config.description.clone(),
+            tags: svc.config.tags.clone(),
+            deprecation: svc.config.deprecation.as_ref().map(|d| DeprecationView {
+                since: d.since,
+                sunset: d.sunset,
+                link: d.link.clone(),
+            }),
             route: RouteView {
                 prefix: svc.config.route.prefix.clone(),
                 host: svc.config.route.host.clone(),
