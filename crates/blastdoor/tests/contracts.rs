@@ -504,4 +504,22 @@ async fn deprecated_services_announce_deprecation_and_sunset() {
     assert_eq!(by_name("old")["tags"][0], "media");
     assert_eq!(by_name("old")["deprecation"]["sunset"], 1_806_451_200);
     assert_eq!(by_name("new")["lifecycle"], "experimental");
+
+    // Its remaining callers are listed, from the ledger.
+    eventually("the catalog lists old's callers", async || {
+        let req = Request::get(gw.admin_url("/v1/services"))
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Full::default())
+            .unwrap();
+        let services = c.send(req).await.json();
+        let old = services
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "old")
+            .unwrap()
+            .clone();
+        old["callers"][0]["requests"] == 1 && old["callers"][0]["team"] == ""
+    })
+    .await;
 }

@@ -391,10 +391,15 @@ async fn usage_reports_group_the_ledger_by_team_key_and_service() {
         call(&alice).await.status == StatusCode::OK
     })
     .await;
+    // Bob's key may reach the cache a sync after Alice's; this call is the
+    // one bob makes.
+    eventually("bob's key is loaded", async || {
+        call(&bob).await.status == StatusCode::OK
+    })
+    .await;
     for _ in 0..2 {
         assert_eq!(call(&alice).await.status, StatusCode::OK);
     }
-    assert_eq!(call(&bob).await.status, StatusCode::OK);
 
     // The admin API answers from the store once the writer has flushed.
     let admin = |path: &str| {

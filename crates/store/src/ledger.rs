@@ -20,6 +20,11 @@ pub trait LedgerStore: Send + Sync {
         to: i64,
     ) -> impl Future<Output = Result<Vec<UsageRow>>> + Send;
 
+    /// Who called which service between `from` and `to` (unix ms, whole
+    /// hours): one row per (service, team); team "" is calls without one.
+    fn edges(&self, from: i64, to: i64)
+    -> impl Future<Output = Result<Vec<crate::EdgeRow>>> + Send;
+
     /// Cost since `from` (hour-aligned, unix ms) of everything matching
     /// `column = target`, for budgets.
     fn spend_since(

@@ -143,6 +143,15 @@ pub struct UsageRow {
     pub units: BTreeMap<String, u64>,
 }
 
+/// Calls from a team to a service over a window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EdgeRow {
+    pub service: String,
+    pub team: String,
+    pub requests: u64,
+    pub cost_micros: i64,
+}
+
 /// What a budget applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

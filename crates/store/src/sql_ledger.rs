@@ -1,5 +1,6 @@
 //! [`LedgerStore`] and [`BudgetStore`] on the SQL store.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use sqlx::any::AnyRow;
@@ -8,8 +9,8 @@ use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use crate::ledger::hour_of;
 use crate::sql::{Backend, SqlStore};
 use crate::{
-    BudgetRecord, BudgetScope, BudgetStore, GroupBy, LedgerRecord, LedgerStore, Result, StoreError,
-    UsageRow,
+    BudgetRecord, BudgetScope, BudgetStore, EdgeRow, GroupBy, LedgerRecord, LedgerStore, Result,
+    StoreError, UsageRow,
 };
 
 macro_rules! ledger_columns {
@@ -29,8 +30,13 @@ const INSERT_ROWS_POSTGRES: usize = 50;
 /// Rollup rows per multi-row upsert.
 const UPSERT_ROWS: usize = 100;
 
+/// The rollup dimension of (service, team) pairs, and what separates
+/// the two in its value.
+const EDGE_DIM: &str = "edge";
+const EDGE_SEPARATOR: char = '\t';
+
 /// One hourly rollup row: a report dimension's value in one hour.
-type RollupKey<'a> = (&'static str, &'a str, i64);
+type RollupKey<'a> = (&'static str, Cow<'a, str>, i64);
 
 #[derive(Debug, Default)]
 struct Sums<'a> {
@@ -120,15 +126,19 @@ fn roll_up<'a>(
     let mut rollups: BTreeMap<RollupKey<'a>, Sums<'a>> = BTreeMap::new();
     for r in records {
         let hour = hour_of(r.at);
+        // `edge`: who calls which service (team and service), for the
+        // catalog's callers and the dependency map.
+        let edge = Cow::Owned(format!("{}{EDGE_SEPARATOR}{}", r.service, r.team));
         for (dim, value) in [
-            ("team", &r.team),
-            ("consumer", &r.consumer),
-            ("service", &r.service),
-            ("operation", &r.operation),
-            ("origin", &r.origin),
-            ("key", &r.key_id),
+            ("team", Cow::Borrowed(r.team.as_str())),
+            ("consumer", Cow::Borrowed(r.consumer.as_str())),
+            ("service", Cow::Borrowed(r.service.as_str())),
+            ("operation", Cow::Borrowed(r.operation.as_str())),
+            ("origin", Cow::Borrowed(r.origin.as_str())),
+            ("key", Cow::Borrowed(r.key_id.as_str())),
+            (EDGE_DIM, edge),
         ] {
-            let sums = rollups.entry((dim, value.as_str(), hour)).or_default();
+            let sums = rollups.entry((dim, value, hour)).or_default();
             sums.requests += 1;
             sums.cost = sums.cost.saturating_add(r.cost_micros);
             sums.unpriced += i64::from(r.unpriced.is_some());
@@ -285,6 +295,30 @@ impl LedgerStore for SqlStore {
                 .then(a.group.cmp(&b.group))
         });
         Ok(rows)
+    }
+
+    async fn edges(&self, from: i64, to: i64) -> Result<Vec<EdgeRow>> {
+        let sql = "SELECT value, CAST(SUM(requests) AS BIGINT) AS requests, \
+                   CAST(SUM(cost_micros) AS BIGINT) AS cost_micros \
+                   FROM usage_rollup WHERE dim = $1 AND hour >= $2 AND hour < $3 GROUP BY value";
+        let rows = sqlx::query(sql)
+            .bind(EDGE_DIM)
+            .bind(hour_of(from))
+            .bind(hour_of(to.saturating_add(3_599_999)))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let value: String = row.try_get("value")?;
+                let (service, team) = value.split_once(EDGE_SEPARATOR).unwrap_or((&value, ""));
+                Ok(EdgeRow {
+                    service: service.to_string(),
+                    team: team.to_string(),
+                    requests: to_u64(row.try_get("requests")?),
+                    cost_micros: row.try_get("cost_micros")?,
+                })
+            })
+            .collect()
     }
 
     async fn spend_since(&self, scope: BudgetScope, target: &str, from: i64) -> Result<i64> {

@@ -6,7 +6,10 @@ use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
 
+use blastdoor_store::LedgerStore;
+
 use super::Api;
+use crate::problem::ApiError;
 
 #[derive(Debug, Serialize)]
 pub struct ServiceView {
@@ -22,6 +25,16 @@ pub struct ServiceView {
     upstreams: Vec<UpstreamView>,
     /// None: the service has no contract.
     contract: Option<ContractView>,
+    /// Teams that called it in the last 30 days, busiest first (from the
+    /// ledger's rollups; "" is calls without a team).
+    callers: Vec<CallerView>,
+}
+
+#[derive(Debug, Serialize)]
+struct CallerView {
+    team: String,
+    requests: u64,
+    cost_usd: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -68,7 +81,17 @@ struct UpstreamView {
     in_flight: usize,
 }
 
-pub async fn list(State(api): State<Arc<Api>>) -> Json<Vec<ServiceView>> {
+/// How far back the catalog looks for callers.
+const CALLERS_WINDOW_MS: i64 = 30 * 86_400_000;
+
+pub async fn list(State(api): State<Arc<Api>>) -> Result<Json<Vec<ServiceView>>, ApiError> {
+    let now = blastdoor_store::now_ms();
+    let mut edges = api.store.edges(now - CALLERS_WINDOW_MS, now).await?;
+    edges.sort_by(|a, b| {
+        b.requests
+            .cmp(&a.requests)
+            .then_with(|| a.team.cmp(&b.team))
+    });
     let snapshot = api.gateway.snapshot();
     let services = snapshot
         .services
@@ -99,9 +122,19 @@ pub async fn list(State(api): State<Arc<Api>>) -> Json<Vec<ServiceView>> {
                 })
                 .collect(),
             contract: contract_view(svc),
+            callers: edges
+                .iter()
+                .filter(|e| e.service == svc.config.name)
+                .map(|e| CallerView {
+                    team: e.team.clone(),
+                    requests: e.requests,
+                    cost_usd: blastdoor_types::Money(u64::try_from(e.cost_micros).unwrap_or(0))
+                        .to_string(),
+                })
+                .collect(),
         })
         .collect();
-    Json(services)
+    Ok(Json(services))
 }
 
 fn contract_view(svc: &blastdoor_proxy::snapshot::ServiceRuntime) -> Option<ContractView> {
