@@ -11,6 +11,7 @@ mod keys;
 mod ledger;
 mod logging;
 mod reload;
+mod report;
 mod serve;
 mod store;
 mod usage;
@@ -92,6 +93,13 @@ enum Command {
     },
     /// Run the gateway with bundled reference services and print how to call them.
     Demo(demo::DemoArgs),
+    /// Reports on the fleet: `report sprawl`.
+    Report {
+        #[arg(long, env = "BLASTDOOR_CONFIG")]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: report::ReportCommand,
+    },
     /// Contract checks for CI: lint an OpenAPI document, diff two versions.
     Contract {
         #[command(subcommand)]
@@ -125,6 +133,7 @@ fn main() -> ExitCode {
         } => usage::command(&config, by, since, format),
         Command::Migrate { config } => store::migrate_command(&config),
         Command::Demo(args) => demo::run(args),
+        Command::Report { config, command } => report::command(&config, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -58,6 +58,13 @@ impl LedgerStore for FlakyStore {
     async fn edges(&self, _: i64, _: i64) -> Result<Vec<blastdoor_store::EdgeRow>> {
         Ok(vec![])
     }
+    async fn operation_traffic(
+        &self,
+        _: i64,
+        _: i64,
+    ) -> Result<Vec<blastdoor_store::OperationRow>> {
+        Ok(vec![])
+    }
     async fn spend_since(&self, _: BudgetScope, _: &str, _: i64) -> Result<i64> {
         Ok(0)
     }

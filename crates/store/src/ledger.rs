@@ -25,6 +25,14 @@ pub trait LedgerStore: Send + Sync {
     fn edges(&self, from: i64, to: i64)
     -> impl Future<Output = Result<Vec<crate::EdgeRow>>> + Send;
 
+    /// Calls per (service, operation) between `from` and `to`; operation ""
+    /// is traffic no contract described.
+    fn operation_traffic(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> impl Future<Output = Result<Vec<crate::OperationRow>>> + Send;
+
     /// Cost since `from` (hour-aligned, unix ms) of everything matching
     /// `column = target`, for budgets.
     fn spend_since(

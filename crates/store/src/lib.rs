@@ -23,7 +23,7 @@ pub use ledger::{LedgerStore, hour_of};
 pub use migrate::Migration;
 pub use model::{
     AuditEntry, BudgetRecord, BudgetScope, EdgeRow, GroupBy, KeyRecord, LedgerRecord, NewKey,
-    UsageRow, now_ms,
+    OperationRow, UsageRow, now_ms,
 };
 pub use sql::SqlStore;
 

@@ -152,6 +152,15 @@ pub struct EdgeRow {
     pub cost_micros: i64,
 }
 
+/// Calls to one operation of a service over a window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OperationRow {
+    pub service: String,
+    pub operation: String,
+    pub requests: u64,
+    pub cost_micros: i64,
+}
+
 /// What a budget applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -9,8 +9,8 @@ use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use crate::ledger::hour_of;
 use crate::sql::{Backend, SqlStore};
 use crate::{
-    BudgetRecord, BudgetScope, BudgetStore, EdgeRow, GroupBy, LedgerRecord, LedgerStore, Result,
-    StoreError, UsageRow,
+    BudgetRecord, BudgetScope, BudgetStore, EdgeRow, GroupBy, LedgerRecord, LedgerStore,
+    OperationRow, Result, StoreError, UsageRow,
 };
 
 macro_rules! ledger_columns {
@@ -30,10 +30,11 @@ const INSERT_ROWS_POSTGRES: usize = 50;
 /// Rollup rows per multi-row upsert.
 const UPSERT_ROWS: usize = 100;
 
-/// The rollup dimension of (service, team) pairs, and what separates
-/// the two in its value.
+/// Rollup dimensions of pairs: (service, team) and (service, operation);
+/// a tab separates the two in the value.
 const EDGE_DIM: &str = "edge";
-const EDGE_SEPARATOR: char = '\t';
+const SERVICE_OPERATION_DIM: &str = "service_operation";
+const PAIR_SEPARATOR: char = '\t';
 
 /// One hourly rollup row: a report dimension's value in one hour.
 type RollupKey<'a> = (&'static str, Cow<'a, str>, i64);
@@ -128,7 +129,8 @@ fn roll_up<'a>(
         let hour = hour_of(r.at);
         // `edge`: who calls which service (team and service), for the
         // catalog's callers and the dependency map.
-        let edge = Cow::Owned(format!("{}{EDGE_SEPARATOR}{}", r.service, r.team));
+        let edge = Cow::Owned(format!("{}{PAIR_SEPARATOR}{}", r.service, r.team));
+        let operation = Cow::Owned(format!("{}{PAIR_SEPARATOR}{}", r.service, r.operation));
         for (dim, value) in [
             ("team", Cow::Borrowed(r.team.as_str())),
             ("consumer", Cow::Borrowed(r.consumer.as_str())),
@@ -137,6 +139,7 @@ fn roll_up<'a>(
             ("origin", Cow::Borrowed(r.origin.as_str())),
             ("key", Cow::Borrowed(r.key_id.as_str())),
             (EDGE_DIM, edge),
+            (SERVICE_OPERATION_DIM, operation),
         ] {
             let sums = rollups.entry((dim, value, hour)).or_default();
             sums.requests += 1;
@@ -203,6 +206,36 @@ async fn add_rollups(
         q.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+/// A pair dimension's rows in a window: (first, second, requests, cost).
+async fn pairs(
+    store: &SqlStore,
+    dim: &str,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(String, String, u64, i64)>> {
+    let sql = "SELECT value, CAST(SUM(requests) AS BIGINT) AS requests, \
+               CAST(SUM(cost_micros) AS BIGINT) AS cost_micros \
+               FROM usage_rollup WHERE dim = $1 AND hour >= $2 AND hour < $3 GROUP BY value";
+    let rows = sqlx::query(sql)
+        .bind(dim)
+        .bind(hour_of(from))
+        .bind(hour_of(to.saturating_add(3_599_999)))
+        .fetch_all(store.pool())
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let value: String = row.try_get("value")?;
+            let (a, b) = value.split_once(PAIR_SEPARATOR).unwrap_or((&value, ""));
+            Ok((
+                a.to_string(),
+                b.to_string(),
+                to_u64(row.try_get("requests")?),
+                row.try_get("cost_micros")?,
+            ))
+        })
+        .collect()
 }
 
 fn record_from_row(row: &AnyRow) -> Result<LedgerRecord> {
@@ -298,27 +331,29 @@ impl LedgerStore for SqlStore {
     }
 
     async fn edges(&self, from: i64, to: i64) -> Result<Vec<EdgeRow>> {
-        let sql = "SELECT value, CAST(SUM(requests) AS BIGINT) AS requests, \
-                   CAST(SUM(cost_micros) AS BIGINT) AS cost_micros \
-                   FROM usage_rollup WHERE dim = $1 AND hour >= $2 AND hour < $3 GROUP BY value";
-        let rows = sqlx::query(sql)
-            .bind(EDGE_DIM)
-            .bind(hour_of(from))
-            .bind(hour_of(to.saturating_add(3_599_999)))
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let value: String = row.try_get("value")?;
-                let (service, team) = value.split_once(EDGE_SEPARATOR).unwrap_or((&value, ""));
-                Ok(EdgeRow {
-                    service: service.to_string(),
-                    team: team.to_string(),
-                    requests: to_u64(row.try_get("requests")?),
-                    cost_micros: row.try_get("cost_micros")?,
-                })
+        Ok(pairs(self, EDGE_DIM, from, to)
+            .await?
+            .into_iter()
+            .map(|(service, team, requests, cost_micros)| EdgeRow {
+                service,
+                team,
+                requests,
+                cost_micros,
             })
-            .collect()
+            .collect())
+    }
+
+    async fn operation_traffic(&self, from: i64, to: i64) -> Result<Vec<OperationRow>> {
+        Ok(pairs(self, SERVICE_OPERATION_DIM, from, to)
+            .await?
+            .into_iter()
+            .map(|(service, operation, requests, cost_micros)| OperationRow {
+                service,
+                operation,
+                requests,
+                cost_micros,
+            })
+            .collect())
     }
 
     async fn spend_since(&self, scope: BudgetScope, target: &str, from: i64) -> Result<i64> {

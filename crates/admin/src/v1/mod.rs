@@ -6,6 +6,7 @@ mod audit;
 mod budgets;
 mod keys;
 mod services;
+pub mod sprawl;
 pub mod usage;
 
 use std::sync::Arc;
@@ -55,6 +56,7 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<Arc<Api>>)> {
         ("/budgets", get(budgets::list).post(budgets::set)),
         ("/budgets/{scope}/{target}", delete(budgets::delete)),
         ("/audit", get(audit::list)),
+        ("/reports/sprawl", get(sprawl::get)),
     ]
 }
 

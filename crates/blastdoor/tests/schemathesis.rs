@@ -1,0 +1,548 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+//! End-to-end: schemathesis, a property-based API tester, generates requests
+//! from the bundled mediagen contract (`examples/contracts/images.yaml`) and
+//! sends them through the gateway (`validate = "enforce"`, `undocumented =
+//! "block"`, an API key) to a simulator of the service that answers as the
+//! contract says.
+//!
+//! - Positive cases (valid by the contract): no server error, every one
+//!   reaches the service, and every answer conforms to the contract (status,
+//!   media type, headers, schema); a job created is found again (links).
+//! - Negative cases (each breaks the contract somewhere): every one is
+//!   refused by the gateway itself, as problem+json with a `code`, and none
+//!   reaches the service.
+//!
+//! Needs `BLASTDOOR_TEST_PYTHON`: a Python with schemathesis from
+//! tests/sdk/requirements.txt (`.ci/run` makes one). Without it the test says
+//! SKIPPED and passes.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use common::*;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+
+use blastdoor_testkit::upstream::{MockBody, full};
+
+/// The service's prefix on the gateway.
+const PREFIX: &str = "/mediagen";
+
+/// Examples per operation and phase, and the seed that makes a run
+/// repeatable.
+const MAX_EXAMPLES: u32 = 30;
+const SEED: u64 = 20_260_101;
+
+/// Upper bound for one schemathesis run (interpreter start included).
+const RUN_WAIT: Duration = Duration::from_secs(300);
+
+/// A 1x1 PNG, base64: what the simulator "generates".
+const PNG_B64: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+
+fn contract_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/contracts/images.yaml")
+}
+
+// --- the service: mediagen, as its contract describes it ---
+
+/// A simulator of mediagen that answers every operation as the contract
+/// says, and anything it cannot read with a 400 of its own (so a request
+/// the gateway should have refused shows up as an upstream hit).
+struct Mediagen {
+    upstream: MockUpstream,
+}
+
+#[derive(Default)]
+struct Jobs {
+    next: AtomicU64,
+    by_id: Mutex<HashMap<String, Value>>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn problem(status: StatusCode, code: &str, title: &str) -> hyper::Response<MockBody> {
+    let body = json!({
+        "type": format!("https://mediagen.example.com/errors/{code}"),
+        "title": title,
+        "status": status.as_u16(),
+        "code": code,
+    });
+    full(status, "application/problem+json", body.to_string())
+}
+
+fn ok_json(status: StatusCode, v: &Value) -> hyper::Response<MockBody> {
+    full(status, "application/json", v.to_string())
+}
+
+/// The body as a JSON object, if it is one.
+async fn json_object(req: Request<Incoming>) -> Option<serde_json::Map<String, Value>> {
+    let bytes: Bytes = req.into_body().collect().await.ok()?.to_bytes();
+    match serde_json::from_slice(&bytes).ok()? {
+        Value::Object(map) => Some(map),
+        _ => None,
+    }
+}
+
+impl Mediagen {
+    async fn start() -> Mediagen {
+        let jobs = Arc::new(Jobs::default());
+        let upstream = MockUpstream::start(move |req: Request<Incoming>| {
+            let jobs = Arc::clone(&jobs);
+            async move {
+                let method = req.method().clone();
+                let path = req.uri().path().to_string();
+                match (method.as_str(), path.as_str()) {
+                    ("POST", "/v1/images/generations") => {
+                        let Some(body) = json_object(req).await else {
+                            return problem(StatusCode::BAD_REQUEST, "invalid_request", "Bad body");
+                        };
+                        let n = body.get("n").and_then(Value::as_u64).unwrap_or(1);
+                        let data: Vec<Value> =
+                            (0..n).map(|_| json!({ "b64_json": PNG_B64 })).collect();
+                        ok_json(
+                            StatusCode::OK,
+                            &json!({
+                                "created": unix_now(),
+                                "data": data,
+                                "usage": { "images": n },
+                            }),
+                        )
+                    }
+                    ("POST", "/v1/videos") => {
+                        let Some(body) = json_object(req).await else {
+                            return problem(StatusCode::BAD_REQUEST, "invalid_request", "Bad body");
+                        };
+                        let seq = jobs.next.fetch_add(1, Ordering::SeqCst);
+                        let id = format!("vid_{seq:012x}");
+                        let job = json!({
+                            "id": id,
+                            "object": "video",
+                            "status": "queued",
+                            "created_at": unix_now(),
+                            "seconds": body.get("seconds").and_then(Value::as_u64).unwrap_or(4),
+                            "progress": 0,
+                        });
+                        jobs.by_id.lock().unwrap().insert(id, job.clone());
+                        ok_json(StatusCode::ACCEPTED, &job)
+                    }
+                    ("GET", p) if p.starts_with("/v1/videos/") => {
+                        let id = &p["/v1/videos/".len()..];
+                        let job = jobs.by_id.lock().unwrap().get(id).cloned();
+                        match job {
+                            Some(job) => ok_json(StatusCode::OK, &job),
+                            None => problem(StatusCode::NOT_FOUND, "not_found", "No such video"),
+                        }
+                    }
+                    _ => problem(StatusCode::NOT_FOUND, "not_found", "No such operation"),
+                }
+            }
+        })
+        .await;
+        Mediagen { upstream }
+    }
+}
+
+fn config(upstream: &str) -> String {
+    format!(
+        "[store]\nkey_sync_interval = \"100ms\"\n\n\
+         [[service]]\nname = \"mediagen\"\nowner = \"media\"\nroute = {{ prefix = \"{PREFIX}\" }}\n\
+         upstreams = [\"{upstream}\"]\ncontract = \"{}\"\nvalidate = \"enforce\"\n\
+         undocumented = \"block\"\nresponse_sample = 1.0\n",
+        contract_path().display()
+    )
+}
+
+/// A key for mediagen, once the running gateway knows it.
+async fn api_key(gw: &GatewayProcess) -> String {
+    let key = keys(
+        gw,
+        &[
+            "create",
+            "--name",
+            "schemathesis",
+            "--team",
+            "media",
+            "--services",
+            "mediagen",
+        ],
+    );
+    let c = Client::http1();
+    // An undocumented path: 400 once the key is known (401 before), and
+    // the service never sees it.
+    let probe = gw.url(&format!("{PREFIX}/v1/probe"));
+    let bearer = format!("Bearer {key}");
+    eventually("the gateway knows the new key", async || {
+        bearer_get(&c, &probe, &bearer).await.status == StatusCode::BAD_REQUEST
+    })
+    .await;
+    key
+}
+
+// --- running schemathesis ---
+
+fn python() -> Option<String> {
+    std::env::var("BLASTDOOR_TEST_PYTHON")
+        .ok()
+        .filter(|p| !p.trim().is_empty())
+}
+
+/// `python -m schemathesis.cli`, without proxies or a stray config.
+fn schemathesis_cmd(python: &str, cwd: &Path) -> Command {
+    let mut cmd = Command::new(python);
+    cmd.args(["-m", "schemathesis.cli"])
+        .current_dir(cwd)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("NO_PROXY", "*")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
+    for var in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "SCHEMATHESIS_HOOKS",
+        "SCHEMATHESIS_CONFIG_FILE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// schemathesis's version, or why it cannot be run.
+fn schemathesis_version(python: &str, cwd: &Path) -> Result<String, String> {
+    let out = schemathesis_cmd(python, cwd)
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("cannot run BLASTDOOR_TEST_PYTHON={python}: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() {
+        return Err(format!(
+            "schemathesis is not importable by {python}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(text)
+}
+
+/// What the checks expect of each kind of case: a valid request is
+/// answered by the service (a job id nobody created is a 404); an invalid
+/// one is refused by the gateway with one of the statuses it uses.
+const SCHEMATHESIS_TOML: &str = r#"
+[checks.positive_data_acceptance]
+expected-statuses = ["2xx", "404"]
+
+[checks.negative_data_rejection]
+expected-statuses = ["400", "401", "404", "405", "413", "415"]
+"#;
+
+struct Run {
+    status: std::process::ExitStatus,
+    output: String,
+    /// The HAR entries: one per request sent.
+    entries: Vec<Value>,
+    took: Duration,
+}
+
+/// Runs schemathesis in `mode` with `checks`; its requests and responses
+/// are read back from its HAR report.
+async fn schemathesis(
+    python: &str,
+    dir: &Path,
+    mode: &str,
+    checks: &[&str],
+    base_url: &str,
+    key: &str,
+) -> Run {
+    let config = dir.join("schemathesis.toml");
+    std::fs::write(&config, SCHEMATHESIS_TOML).unwrap();
+    let har = dir.join(format!("{mode}.har"));
+    let log = dir.join(format!("{mode}.log"));
+    let mut cmd = schemathesis_cmd(python, dir);
+    cmd.arg("--config-file")
+        .arg(&config)
+        .arg("run")
+        .arg(contract_path())
+        .args(["--url", base_url])
+        .args(["--header", &format!("Authorization: Bearer {key}")])
+        .args(["--mode", mode])
+        .args(["--checks", &checks.join(",")])
+        .args(["--max-examples", &MAX_EXAMPLES.to_string()])
+        .args(["--seed", &SEED.to_string()])
+        .args(["--workers", "1"])
+        .args(["--request-timeout", "10"])
+        .args(["--generation-database", "none"])
+        .args(["--report", "har", "--report-har-path"])
+        .arg(&har)
+        .arg("--no-color")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(&log).unwrap().try_clone().unwrap());
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run BLASTDOOR_TEST_PYTHON={python}: {e}"));
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > RUN_WAIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "schemathesis ({mode}) did not finish within {RUN_WAIT:?}:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let took = started.elapsed();
+    let output = std::fs::read_to_string(&log).unwrap_or_default();
+    let entries = std::fs::read_to_string(&har)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v["log"]["entries"].as_array().cloned())
+        .unwrap_or_default();
+    Run {
+        status,
+        output,
+        entries,
+        took,
+    }
+}
+
+/// A HAR entry's response: status, a header, the body as text.
+fn status_of(entry: &Value) -> u16 {
+    u16::try_from(entry["response"]["status"].as_u64().unwrap_or(0)).unwrap()
+}
+
+fn response_header<'e>(entry: &'e Value, name: &str) -> Option<&'e str> {
+    entry["response"]["headers"]
+        .as_array()?
+        .iter()
+        .find(|h| h["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+        .and_then(|h| h["value"].as_str())
+}
+
+fn response_body(entry: &Value) -> &str {
+    entry["response"]["content"]["text"].as_str().unwrap_or("")
+}
+
+/// `METHOD url -> status`, for messages.
+fn describe(entry: &Value) -> String {
+    format!(
+        "{} {} -> {} {}",
+        entry["request"]["method"].as_str().unwrap_or("?"),
+        entry["request"]["url"].as_str().unwrap_or("?"),
+        status_of(entry),
+        response_body(entry)
+    )
+}
+
+/// The closing summary lines of schemathesis's output, for the test log.
+fn summary(output: &str) -> String {
+    let lines: Vec<&str> = output.lines().collect();
+    let from = lines
+        .iter()
+        .rposition(|l| l.contains("SUMMARY"))
+        .unwrap_or(lines.len().saturating_sub(12));
+    lines[from..].join("\n")
+}
+
+/// Responses of mediagen the gateway found off the contract.
+fn response_drift(metrics: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("blastdoor_contract_violations_total{service=\"mediagen\"")
+                && l.contains("direction=\"response\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next())
+        .map(|v| v.parse::<f64>().unwrap())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_through_the_gateway() {
+    let Some(python) = python() else {
+        println!(
+            "SKIPPED: BLASTDOOR_TEST_PYTHON not set (a Python with schemathesis from \
+             crates/blastdoor/tests/sdk/requirements.txt; .ci/run makes one): \
+             schemathesis_through_the_gateway"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let version = match schemathesis_version(&python, dir.path()) {
+        Ok(v) => v,
+        Err(why) => {
+            println!("SKIPPED: {why}: schemathesis_through_the_gateway");
+            return;
+        }
+    };
+    println!("{version}");
+
+    let sim = Mediagen::start().await;
+    let gw = start(&config(&sim.upstream.url()));
+    let key = api_key(&gw).await;
+    let base_url = gw.url(PREFIX);
+
+    // Positive: valid requests, all answered by the service, as documented.
+    let before = sim.upstream.hits();
+    let positive = schemathesis(
+        &python,
+        dir.path(),
+        "positive",
+        &[
+            "not_a_server_error",
+            "status_code_conformance",
+            "content_type_conformance",
+            "response_headers_conformance",
+            "response_schema_conformance",
+            "positive_data_acceptance",
+            "ensure_resource_availability",
+            "ignored_auth",
+        ],
+        &base_url,
+        &key,
+    )
+    .await;
+    println!(
+        "positive: {} requests in {:?}\n{}",
+        positive.entries.len(),
+        positive.took,
+        summary(&positive.output)
+    );
+    assert!(
+        positive.status.success(),
+        "schemathesis (positive) failed ({}):\n{}\ngateway log:\n{}",
+        positive.status,
+        positive.output,
+        gw.stderr()
+    );
+    assert!(
+        positive.entries.len() >= 3 * MAX_EXAMPLES as usize / 2,
+        "schemathesis sent few requests:\n{}",
+        positive.output
+    );
+    let mut by_status: BTreeMap<u16, usize> = BTreeMap::new();
+    let mut refused = 0;
+    for e in &positive.entries {
+        *by_status.entry(status_of(e)).or_default() += 1;
+        assert!(status_of(e) < 500, "a server error: {}", describe(e));
+        if status_of(e) == 401 {
+            // ignored_auth: the same request without the key, or with a
+            // wrong one, is the gateway's to refuse.
+            refused += 1;
+            continue;
+        }
+        assert!(
+            !response_body(e).contains("\"contract_violation\""),
+            "a valid request was refused by the gateway: {}",
+            describe(e)
+        );
+    }
+    println!("positive: statuses {by_status:?}");
+    assert_eq!(
+        sim.upstream.hits() - before,
+        positive.entries.len() - refused,
+        "every valid, authenticated request reached the service"
+    );
+
+    // Negative: each case breaks the contract; the gateway refuses every
+    // one itself, and the service sees none.
+    let before = sim.upstream.hits();
+    let negative = schemathesis(
+        &python,
+        dir.path(),
+        "negative",
+        &[
+            "not_a_server_error",
+            "negative_data_rejection",
+            "status_code_conformance",
+            "content_type_conformance",
+            "response_schema_conformance",
+        ],
+        &base_url,
+        &key,
+    )
+    .await;
+    println!(
+        "negative: {} requests in {:?}\n{}",
+        negative.entries.len(),
+        negative.took,
+        summary(&negative.output)
+    );
+    assert!(
+        negative.status.success(),
+        "schemathesis (negative) failed ({}):\n{}\ngateway log:\n{}",
+        negative.status,
+        negative.output,
+        gw.stderr()
+    );
+    assert!(
+        negative.entries.len() >= 3 * MAX_EXAMPLES as usize / 2,
+        "schemathesis sent few requests:\n{}",
+        negative.output
+    );
+    let mut by_code: BTreeMap<String, usize> = BTreeMap::new();
+    for e in &negative.entries {
+        let status = status_of(e);
+        assert!(
+            [400, 401, 404, 405, 413, 415].contains(&status),
+            "not refused as expected: {}",
+            describe(e)
+        );
+        assert_eq!(
+            response_header(e, "content-type"),
+            Some("application/problem+json"),
+            "{}",
+            describe(e)
+        );
+        let body: Value = serde_json::from_str(response_body(e))
+            .unwrap_or_else(|err| panic!("{err}: {}", describe(e)));
+        let code = body["code"].as_str().unwrap_or_else(|| panic!("no code: {}", describe(e)));
+        assert_eq!(body["status"], status, "{}", describe(e));
+        assert!(
+            body["request_id"].as_str().is_some_and(|id| !id.is_empty())
+                && response_header(e, "x-request-id") == body["request_id"].as_str(),
+            "the gateway's own answer: {}",
+            describe(e)
+        );
+        *by_code.entry(format!("{status} {code}")).or_default() += 1;
+    }
+    println!("negative: answers {by_code:?}");
+    let strays: Vec<String> = sim.upstream.seen()[before..]
+        .iter()
+        .map(|s| format!("{} {}", s.method, s.uri))
+        .collect();
+    assert!(
+        strays.is_empty(),
+        "negative cases reached the service: {strays:?}"
+    );
+
+    // The gateway checked every response the service sent (response_sample
+    // = 1.0) and found none off the contract.
+    let c = Client::http1();
+    let metrics = c.get(&gw.admin_url("/metrics")).await.text();
+    assert_eq!(
+        response_drift(&metrics),
+        0.0,
+        "{metrics}"
+    );
+}
