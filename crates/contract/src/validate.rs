@@ -508,8 +508,12 @@ fn coerce(shape: Shape, values: &[&str]) -> Result<Value, &'static str> {
         Shape::Number => one(ItemShape::Number, last),
         Shape::Boolean => one(ItemShape::Boolean, last),
         Shape::Array { items, explode } => {
+            // `explode: false` joins the items with commas, so an empty
+            // array is an empty value (`tags=`), not one empty item.
             let parts: Vec<&str> = if explode {
                 values.to_vec()
+            } else if last.is_empty() {
+                Vec::new()
             } else {
                 last.split(',').collect()
             };

@@ -244,6 +244,61 @@ fn parameters_are_coerced_then_checked() {
     );
 }
 
+/// `explode: false` arrays are one comma-joined value, so an empty array is
+/// sent as an empty value (`ids=`); found by schemathesis, which sends it.
+#[test]
+fn an_unexploded_empty_array_is_an_empty_value() {
+    let c = contract(
+        r##"
+openapi: 3.1.0
+info: { title: t, version: "1" }
+paths:
+  /v1/videos:
+    get:
+      parameters:
+        - name: ids
+          in: query
+          explode: false
+          schema: { type: array, maxItems: 3, items: { type: integer, maximum: 9 } }
+        - name: tags
+          in: query
+          explode: false
+          schema: { type: array, minItems: 1, items: { type: string } }
+        - { name: x-ids, in: header, schema: { type: array, items: { type: integer } } }
+      responses: { "200": { description: ok } }
+"##,
+    );
+    let get = |query: &'static str, headers: Vec<(&'static str, &'static str)>| Req {
+        path: "/v1/videos",
+        query: Some(query),
+        headers,
+        ..Req::default()
+    };
+    for (query, headers) in [
+        ("ids=", vec![]),
+        ("ids=1,2,3", vec![]),
+        ("tags=a", vec![("x-ids", "")]),
+        ("tags=a,", vec![("x-ids", "4,5")]),
+    ] {
+        let (_, v) = check(&c, &get(query, headers.clone()));
+        assert!(v.is_empty(), "{query} {headers:?}: {v:?}");
+    }
+    let (_, v) = check(&c, &get("ids=1,x&tags=", vec![("x-ids", "1,")]));
+    assert_eq!(
+        v,
+        [
+            "query parameter `ids` breaks `type`: must be an integer",
+            "query parameter `tags` breaks `minItems`: at least 1 items",
+            "header `x-ids` breaks `type`: must be an integer",
+        ]
+    );
+    let (_, v) = check(&c, &get("ids=1,2,3,4", vec![]));
+    assert_eq!(
+        v,
+        ["query parameter `ids` breaks `maxItems`: at most 3 items"]
+    );
+}
+
 #[test]
 fn lookups_tell_operations_from_undocumented_traffic() {
     let c = contract(IMAGES_31);
