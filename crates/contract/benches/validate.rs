@@ -75,7 +75,7 @@ fn body() -> String {
             {"role": "system", "content": "You are a careful assistant that answers in plain English."},
             {"role": "user", "content": text.repeat(8)},
             {"role": "assistant", "content": "Sure. Please paste the paragraph you want summarised."},
-            {"role": "user", "content": text.repeat(5)},
+            {"role": "user", "content": text.repeat(9)},
         ],
         "tools": [
             {"type": "function", "function": {"name": "lookup_invoice", "description": "Find an invoice by number", "parameters": {"type": "object", "properties": {"number": {"type": "string"}}}}},

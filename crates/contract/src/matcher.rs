@@ -3,6 +3,8 @@
 //! segment beats a parameter at the first place they differ, as OpenAPI
 //! asks), and a trailing slash is not a different path.
 
+use std::collections::HashMap;
+
 /// One compiled template.
 #[derive(Debug, Clone)]
 struct Template {
@@ -22,11 +24,12 @@ enum Segment {
     },
 }
 
-/// Templates by method; `T` is what a match hands back (an operation's
-/// index).
+/// Templates by method and number of segments (a path can only match a
+/// template of its own length); `T` is what a match hands back (an
+/// operation's index).
 #[derive(Debug, Clone, Default)]
 pub struct Matcher<T> {
-    routes: Vec<(String, Template, T)>,
+    routes: HashMap<(String, usize), Vec<(Template, T)>>,
 }
 
 /// A matched request: what the template stood for and its parameters'
@@ -39,36 +42,35 @@ pub struct Matched<'m, T> {
 
 impl<T> Matcher<T> {
     pub fn new() -> Self {
-        Matcher { routes: Vec::new() }
+        Matcher {
+            routes: HashMap::new(),
+        }
     }
 
     /// Adds a template (`/v1/videos/{id}`) for an upper-case method.
     pub fn add(&mut self, method: &str, template: &str, target: T) {
-        let segments = split(template).map(parse_segment).collect();
+        let segments: Vec<Segment> = split(template).map(parse_segment).collect();
         self.routes
-            .push((method.to_string(), Template { segments }, target));
+            .entry((method.to_string(), segments.len()))
+            .or_default()
+            .push((Template { segments }, target));
     }
 
     /// The best template for `method` and `path`; None if no template of
     /// that method matches.
     pub fn find(&self, method: &str, path: &str) -> Option<Matched<'_, T>> {
         let parts: Vec<&str> = split(path).collect();
-        let mut best: Option<(&Template, Matched<'_, T>)> = None;
-        for (m, template, target) in &self.routes {
-            if m != method {
-                continue;
-            }
-            let Some(params) = template.capture(&parts) else {
-                continue;
-            };
-            if best
-                .as_ref()
-                .is_none_or(|(b, _)| template.more_specific_than(b))
-            {
-                best = Some((template, Matched { target, params }));
+        let candidates = self.routes.get(&(method.to_string(), parts.len()))?;
+        let mut best: Option<&(Template, T)> = None;
+        for route in candidates {
+            if route.0.fits(&parts) && best.is_none_or(|(b, _)| route.0.more_specific_than(b)) {
+                best = Some(route);
             }
         }
-        best.map(|(_, m)| m)
+        best.map(|(template, target)| Matched {
+            target,
+            params: template.capture(&parts).unwrap_or_default(),
+        })
     }
 
     /// Whether any method has a template matching `path` (to tell an
@@ -77,7 +79,8 @@ impl<T> Matcher<T> {
         let parts: Vec<&str> = split(path).collect();
         self.routes
             .iter()
-            .any(|(_, t, _)| t.capture(&parts).is_some())
+            .filter(|((_, len), _)| *len == parts.len())
+            .any(|(_, routes)| routes.iter().any(|(t, _)| t.fits(&parts)))
     }
 }
 
@@ -105,6 +108,24 @@ fn parse_segment(s: &str) -> Segment {
 }
 
 impl Template {
+    /// Whether the path's segments fit, without collecting parameters.
+    fn fits(&self, parts: &[&str]) -> bool {
+        parts.len() == self.segments.len()
+            && self
+                .segments
+                .iter()
+                .zip(parts)
+                .all(|(seg, part)| match seg {
+                    Segment::Literal(l) => l == part,
+                    Segment::Param(_) => !part.is_empty(),
+                    Segment::Mixed { prefix, suffix, .. } => {
+                        part.len() > prefix.len() + suffix.len()
+                            && part.starts_with(prefix.as_str())
+                            && part.ends_with(suffix.as_str())
+                    }
+                })
+    }
+
     fn capture(&self, parts: &[&str]) -> Option<Vec<(String, String)>> {
         if parts.len() != self.segments.len() {
             return None;
