@@ -362,6 +362,17 @@ async fn sampled_responses_that_drift_are_counted_and_kept() {
         ),
         2.0
     );
+    let op = &contract_view["operations"][0];
+    assert_eq!(op["response_violations"], 2);
+    assert_eq!(op["request_violations"], 0);
+    eventually(
+        "the catalog counts getJob's calls from the ledger",
+        async || {
+            let op = &catalog().await[0]["contract"]["operations"][0];
+            op["requests"] == 3 && op["last_seen"].as_i64().is_some()
+        },
+    )
+    .await;
 }
 
 #[test]

@@ -94,6 +94,7 @@ pub fn check_request(
     }
     gw.metrics
         .contract_violation(&svc.config.name, &op.id, "request");
+    ViolationCounts::count(&svc.violations.requests, index);
     let list: Vec<String> = violations.iter().map(ToString::to_string).collect();
     let detail = format!(
         "the request breaks the contract of {} ({}): {}",
@@ -144,6 +145,50 @@ impl Drift {
     pub fn examples(&self) -> Vec<DriftExample> {
         let examples = self.examples.lock().unwrap_or_else(|p| p.into_inner());
         examples.iter().rev().cloned().collect()
+    }
+}
+
+/// Violations per operation of a service's contract, for the catalog;
+/// kept across reloads while the contract is unchanged.
+#[derive(Debug)]
+pub struct ViolationCounts {
+    /// The contract's hash these counts belong to.
+    hash: String,
+    requests: Vec<std::sync::atomic::AtomicU64>,
+    responses: Vec<std::sync::atomic::AtomicU64>,
+}
+
+impl ViolationCounts {
+    pub fn new(
+        svc: &blastdoor_config::Service,
+        previous: Option<&Arc<ViolationCounts>>,
+    ) -> Arc<Self> {
+        let (hash, n) = svc.contract.as_ref().map_or((String::new(), 0), |c| {
+            (c.contract.hash.clone(), c.contract.operations.len())
+        });
+        if let Some(p) = previous.filter(|p| p.hash == hash) {
+            return Arc::clone(p);
+        }
+        Arc::new(ViolationCounts {
+            hash,
+            requests: (0..n).map(|_| Default::default()).collect(),
+            responses: (0..n).map(|_| Default::default()).collect(),
+        })
+    }
+
+    fn count(list: &[std::sync::atomic::AtomicU64], op: usize) {
+        if let Some(c) = list.get(op) {
+            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// (request violations, sampled response violations) of an operation.
+    pub fn of(&self, op: usize) -> (u64, u64) {
+        let get = |list: &[std::sync::atomic::AtomicU64]| {
+            list.get(op)
+                .map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed))
+        };
+        (get(&self.requests), get(&self.responses))
     }
 }
 
@@ -216,6 +261,7 @@ impl ResponseSample {
             }
             self.metrics
                 .contract_violation(&self.svc.config.name, &op.id, "response");
+            ViolationCounts::count(&self.svc.violations.responses, self.operation);
             self.svc.drift.push(DriftExample {
                 at: blastdoor_store::now_ms(),
                 operation: op.id.clone(),

@@ -12,7 +12,7 @@ use blastdoor_config::{Config, Service};
 use blastdoor_telemetry::{Metrics, ServiceMetrics};
 use tokio_util::sync::CancellationToken;
 
-use crate::contract::Drift;
+use crate::contract::{Drift, ViolationCounts};
 use crate::ctx::Admission;
 use crate::endpoint::Endpoint;
 use crate::rate_limit::{Bucket, CallerConcurrency, PerCaller, UnitLimit};
@@ -47,6 +47,9 @@ pub struct ServiceRuntime {
     admitted: Arc<AtomicUsize>,
     /// Recent responses that broke the contract; shared across snapshots.
     pub drift: Arc<Drift>,
+    /// Violations per operation; shared across snapshots while the
+    /// contract is unchanged.
+    pub violations: Arc<ViolationCounts>,
 }
 
 impl ServiceRuntime {
@@ -70,9 +73,11 @@ impl Snapshot {
         let mut old_endpoints: HashMap<(&str, &str), &Arc<Endpoint>> = HashMap::new();
         let mut old_admitted: HashMap<&str, &Arc<AtomicUsize>> = HashMap::new();
         let mut old_drift: HashMap<&str, &Arc<Drift>> = HashMap::new();
+        let mut old_violations: HashMap<&str, &Arc<ViolationCounts>> = HashMap::new();
         for svc in previous.iter().flat_map(|p| p.services.iter()) {
             old_admitted.insert(&svc.config.name, &svc.admitted);
             old_drift.insert(&svc.config.name, &svc.drift);
+            old_violations.insert(&svc.config.name, &svc.violations);
             for e in &svc.endpoints {
                 old_endpoints.insert((&svc.config.name, &e.upstream.url), e);
             }
@@ -115,6 +120,10 @@ impl Snapshot {
                     .map(CallerConcurrency::new),
                 unit_limits: unit_limits(svc),
                 admitted,
+                violations: ViolationCounts::new(
+                    svc,
+                    old_violations.get(svc.name.as_str()).copied(),
+                ),
                 drift: old_drift
                     .get(svc.name.as_str())
                     .map_or_else(Arc::default, |d| Arc::clone(d)),

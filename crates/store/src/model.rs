@@ -150,6 +150,8 @@ pub struct EdgeRow {
     pub team: String,
     pub requests: u64,
     pub cost_micros: i64,
+    /// The last hour (unix ms) with a call.
+    pub last_hour: i64,
 }
 
 /// Calls to one operation of a service over a window.
@@ -159,6 +161,8 @@ pub struct OperationRow {
     pub operation: String,
     pub requests: u64,
     pub cost_micros: i64,
+    /// The last hour (unix ms) with a call.
+    pub last_hour: i64,
 }
 
 /// What a budget applies to.

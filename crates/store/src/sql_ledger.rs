@@ -208,15 +208,16 @@ async fn add_rollups(
     Ok(())
 }
 
-/// A pair dimension's rows in a window: (first, second, requests, cost).
+/// A pair dimension's rows in a window: (first, second, requests, cost,
+/// the last hour with traffic).
 async fn pairs(
     store: &SqlStore,
     dim: &str,
     from: i64,
     to: i64,
-) -> Result<Vec<(String, String, u64, i64)>> {
+) -> Result<Vec<(String, String, u64, i64, i64)>> {
     let sql = "SELECT value, CAST(SUM(requests) AS BIGINT) AS requests, \
-               CAST(SUM(cost_micros) AS BIGINT) AS cost_micros \
+               CAST(SUM(cost_micros) AS BIGINT) AS cost_micros, CAST(MAX(hour) AS BIGINT) AS last_hour \
                FROM usage_rollup WHERE dim = $1 AND hour >= $2 AND hour < $3 GROUP BY value";
     let rows = sqlx::query(sql)
         .bind(dim)
@@ -233,6 +234,7 @@ async fn pairs(
                 b.to_string(),
                 to_u64(row.try_get("requests")?),
                 row.try_get("cost_micros")?,
+                row.try_get("last_hour")?,
             ))
         })
         .collect()
@@ -334,12 +336,15 @@ impl LedgerStore for SqlStore {
         Ok(pairs(self, EDGE_DIM, from, to)
             .await?
             .into_iter()
-            .map(|(service, team, requests, cost_micros)| EdgeRow {
-                service,
-                team,
-                requests,
-                cost_micros,
-            })
+            .map(
+                |(service, team, requests, cost_micros, last_hour)| EdgeRow {
+                    service,
+                    team,
+                    requests,
+                    cost_micros,
+                    last_hour,
+                },
+            )
             .collect())
     }
 
@@ -347,12 +352,15 @@ impl LedgerStore for SqlStore {
         Ok(pairs(self, SERVICE_OPERATION_DIM, from, to)
             .await?
             .into_iter()
-            .map(|(service, operation, requests, cost_micros)| OperationRow {
-                service,
-                operation,
-                requests,
-                cost_micros,
-            })
+            .map(
+                |(service, operation, requests, cost_micros, last_hour)| OperationRow {
+                    service,
+                    operation,
+                    requests,
+                    cost_micros,
+                    last_hour,
+                },
+            )
             .collect())
     }
 

@@ -58,6 +58,13 @@ struct OperationView {
     method: String,
     path: String,
     deprecated: bool,
+    /// Calls in the last 30 days (from the ledger's rollups).
+    requests: u64,
+    /// The last hour (unix ms) it was called, if in the last 30 days.
+    last_seen: Option<i64>,
+    /// Since this node started (or the contract last changed).
+    request_violations: u64,
+    response_violations: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -87,6 +94,10 @@ const CALLERS_WINDOW_MS: i64 = 30 * 86_400_000;
 pub async fn list(State(api): State<Arc<Api>>) -> Result<Json<Vec<ServiceView>>, ApiError> {
     let now = blastdoor_store::now_ms();
     let mut edges = api.store.edges(now - CALLERS_WINDOW_MS, now).await?;
+    let traffic = api
+        .store
+        .operation_traffic(now - CALLERS_WINDOW_MS, now)
+        .await?;
     edges.sort_by(|a, b| {
         b.requests
             .cmp(&a.requests)
@@ -121,7 +132,7 @@ pub async fn list(State(api): State<Arc<Api>>) -> Result<Json<Vec<ServiceView>>,
                     in_flight: e.in_flight(),
                 })
                 .collect(),
-            contract: contract_view(svc),
+            contract: contract_view(svc, &traffic),
             callers: edges
                 .iter()
                 .filter(|e| e.service == svc.config.name)
@@ -137,7 +148,10 @@ pub async fn list(State(api): State<Arc<Api>>) -> Result<Json<Vec<ServiceView>>,
     Ok(Json(services))
 }
 
-fn contract_view(svc: &blastdoor_proxy::snapshot::ServiceRuntime) -> Option<ContractView> {
+fn contract_view(
+    svc: &blastdoor_proxy::snapshot::ServiceRuntime,
+    traffic: &[blastdoor_store::OperationRow],
+) -> Option<ContractView> {
     use blastdoor_config::{Undocumented, Validate};
     let spec = svc.config.contract.as_ref()?;
     let c = &spec.contract;
@@ -158,11 +172,21 @@ fn contract_view(svc: &blastdoor_proxy::snapshot::ServiceRuntime) -> Option<Cont
         operations: c
             .operations
             .iter()
-            .map(|op| OperationView {
-                id: op.id.clone(),
-                method: op.method.clone(),
-                path: op.path.clone(),
-                deprecated: op.deprecated,
+            .map(|op| {
+                let seen = traffic
+                    .iter()
+                    .find(|t| t.service == svc.config.name && t.operation == op.id);
+                let (request_violations, response_violations) = svc.violations.of(op.index);
+                OperationView {
+                    id: op.id.clone(),
+                    method: op.method.clone(),
+                    path: op.path.clone(),
+                    deprecated: op.deprecated,
+                    requests: seen.map_or(0, |t| t.requests),
+                    last_seen: seen.map(|t| t.last_hour),
+                    request_violations,
+                    response_violations,
+                }
             })
             .collect(),
         drift: svc.drift.examples(),
