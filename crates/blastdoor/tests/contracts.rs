@@ -472,16 +472,30 @@ fn contract_diff_exits_1_on_breaking_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deprecated_services_announce_deprecation_and_sunset() {
     let up = MockUpstream::echo().await;
-    let gw = start(&format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"{TOKEN}\"\n{}{}",
-        service(
-            "old",
-            "/old",
+    let dir = tempfile::tempdir().unwrap();
+    let ops_contract = dir.path().join("ops.yaml");
+    std::fs::write(
+        &ops_contract,
+        "openapi: 3.1.0\ninfo: { title: t, version: '1' }\npaths:\n  /a:\n    get:\n      operationId: oldWay\n      deprecated: true\n      x-deprecated-at: '2026-11-01'\n      x-sunset: '2027-03-31'\n      responses: { '200': { description: ok } }\n  /b:\n    get:\n      operationId: newWay\n      responses: { '200': { description: ok } }\n",
+    )
+    .unwrap();
+    let gw = start(
+        &(format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"{TOKEN}\"\n{}{}",
+            service(
+                "old",
+                "/old",
+                &[up.url()],
+                "description = \"v1 of the images API\"\ntags = [\"media\"]\ndeprecation = { since = \"2026-11-01\", sunset = \"2027-03-31\", link = \"https://docs.example.com/migrate\" }"
+            ),
+            service("new", "/new", &[up.url()], "lifecycle = \"experimental\""),
+        ) + &service(
+            "ops",
+            "/ops",
             &[up.url()],
-            "description = \"v1 of the images API\"\ntags = [\"media\"]\ndeprecation = { since = \"2026-11-01\", sunset = \"2027-03-31\", link = \"https://docs.example.com/migrate\" }"
-        ),
-        service("new", "/new", &[up.url()], "lifecycle = \"experimental\""),
-    ));
+            &format!("contract = \"{}\"", ops_contract.display()),
+        )),
+    );
     let c = Client::http1();
     let old = c.get(&gw.url("/old/x")).await;
     assert_eq!(old.status, StatusCode::OK);
@@ -494,6 +508,19 @@ async fn deprecated_services_announce_deprecation_and_sunset() {
     assert_eq!(
         old.header("link"),
         Some("<https://docs.example.com/migrate>; rel=\"deprecation\"; type=\"text/html\"")
+    );
+    // A deprecated operation of a live service says so too.
+    let old_way = c.get(&gw.url("/ops/a")).await;
+    assert_eq!(old_way.header("deprecation"), Some("@1793491200"));
+    assert_eq!(
+        old_way.header("sunset"),
+        Some("Wed, 31 Mar 2027 00:00:00 GMT")
+    );
+    assert!(
+        c.get(&gw.url("/ops/b"))
+            .await
+            .header("deprecation")
+            .is_none()
     );
     let new = c.get(&gw.url("/new/x")).await;
     assert!(new.header("deprecation").is_none() && new.header("sunset").is_none());

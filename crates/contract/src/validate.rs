@@ -119,6 +119,10 @@ pub struct CompiledOperation {
     pub method: String,
     pub path: String,
     pub deprecated: bool,
+    /// For a deprecated operation: when (`x-deprecated-at`) and until when
+    /// (`x-sunset`) as Unix seconds, from dates like "2027-03-31".
+    pub deprecated_at: Option<i64>,
+    pub sunset: Option<i64>,
     /// What the operation looks like, for finding near-duplicates across
     /// services: its method, literal path segments, parameter names and
     /// the top-level properties of its JSON request and success response.
@@ -206,6 +210,8 @@ impl CompiledOperation {
             method: op.method.clone(),
             path: op.path.clone(),
             deprecated: op.node.get("deprecated").and_then(Value::as_bool) == Some(true),
+            deprecated_at: date_field(doc, op, "x-deprecated-at")?,
+            sunset: date_field(doc, op, "x-sunset")?,
             signature: signature(doc, op),
             params,
             body: body_check(doc, op)?,
@@ -317,6 +323,31 @@ impl CompiledOperation {
         }
         out.truncate(MAX_VIOLATIONS);
         out
+    }
+}
+
+/// An extension holding a calendar date ("2027-03-31"), as Unix seconds at
+/// its UTC midnight.
+fn date_field(doc: &Document, op: &Operation<'_>, key: &str) -> Result<Option<i64>, ContractError> {
+    let Some(v) = op.node.get(key) else {
+        return Ok(None);
+    };
+    let parsed = v.as_str().and_then(|s| {
+        let mut parts = s.splitn(3, '-');
+        let (Some(y), Some(m), Some(d)) = (parts.next(), parts.next(), parts.next()) else {
+            return None;
+        };
+        let month = time::Month::try_from(m.parse::<u8>().ok()?).ok()?;
+        let date = time::Date::from_calendar_date(y.parse().ok()?, month, d.parse().ok()?).ok()?;
+        Some(date.midnight().assume_utc().unix_timestamp())
+    });
+    match parsed {
+        Some(secs) => Ok(Some(secs)),
+        None => Err(ContractError::Invalid {
+            path: doc.path.display().to_string(),
+            pointer: format!("{}/{key}", op.pointer),
+            message: format!("{key} must be a date like \"2027-03-31\""),
+        }),
     }
 }
 

@@ -451,3 +451,23 @@ paths:
         "an uncaptured body is not judged"
     );
 }
+
+#[test]
+fn deprecated_operations_carry_their_dates() {
+    let doc = "openapi: 3.1.0\ninfo: { title: t, version: '1' }\npaths:\n  /a:\n    get:\n      deprecated: true\n      x-deprecated-at: '2026-11-01'\n      x-sunset: '2027-03-31'\n      responses: { '200': { description: ok } }\n";
+    let c = contract(doc);
+    let op = &c.operations[0];
+    assert!(op.deprecated);
+    assert_eq!(
+        (op.deprecated_at, op.sunset),
+        (Some(1_793_491_200), Some(1_806_451_200))
+    );
+    let bad = doc.replace("2027-03-31", "2027-02-30");
+    let err = Contract::compile(&Document::parse(Path::new("a.yaml"), bad.as_bytes()).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "a.yaml: at /paths/~1a/get/x-sunset: x-sunset must be a date like \"2027-03-31\""
+    );
+}

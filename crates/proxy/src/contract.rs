@@ -21,6 +21,27 @@ use crate::error::GatewayError;
 use crate::route;
 use crate::snapshot::ServiceRuntime;
 
+/// What to announce about a deprecation: the service's, or else the
+/// operation's (`deprecated: true` with `x-deprecated-at` in the contract).
+pub fn deprecation(ctx: &RequestCtx) -> Option<blastdoor_config::Deprecation> {
+    let svc = ctx.service.as_ref()?;
+    if let Some(d) = &svc.config.deprecation {
+        return Some(d.clone());
+    }
+    let op = svc
+        .config
+        .contract
+        .as_ref()?
+        .contract
+        .operations
+        .get(ctx.operation?)?;
+    Some(blastdoor_config::Deprecation {
+        since: op.deprecated_at.filter(|_| op.deprecated)?,
+        sunset: op.sunset,
+        link: None,
+    })
+}
+
 /// Before the body is read: finds the operation. Returns whether the
 /// whole body must be read to check it.
 pub fn match_operation(

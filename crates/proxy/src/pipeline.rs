@@ -373,10 +373,7 @@ fn respond(
 ) -> Response<ResponseBody> {
     let request_id = HeaderValue::from_str(&ctx.request_id).ok();
     let limit_headers = limits::headers(&ctx);
-    let deprecation = ctx
-        .service
-        .as_ref()
-        .and_then(|s| s.config.deprecation.clone());
+    let deprecation = contract::deprecation(&ctx);
     let mut resp = match result {
         Ok((resp, meter)) => {
             let (mut head, body) = resp.into_parts();
@@ -428,7 +425,7 @@ fn respond(
 }
 
 /// `Deprecation` (RFC 9745), `Sunset` (RFC 8594) and a `Link` to the
-/// migration notes, on every answer of a deprecated service.
+/// migration notes, on every answer of a deprecated service or operation.
 fn announce_deprecation(h: &mut http::HeaderMap, d: &blastdoor_config::Deprecation) {
     let values = [
         ("deprecation", Some(d.deprecation_header())),
