@@ -25,7 +25,23 @@ pub fn run(path: &Path) -> ExitCode {
             for warning in unpriced_models(&config) {
                 println!("warning: {warning}");
             }
-            ExitCode::SUCCESS
+            let (errors, warnings) = lint_contracts(&config);
+            for w in &warnings {
+                println!("warning: {w}");
+            }
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            if errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                let n = errors.len();
+                eprintln!(
+                    "{n} contract lint error{} (switch rules off per service with lint_disable)",
+                    if n == 1 { "" } else { "s" }
+                );
+                ExitCode::FAILURE
+            }
         }
         Err(diags) => {
             for d in diags.iter() {
@@ -36,6 +52,38 @@ pub fn run(path: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Each service's contract against the API-standards ruleset, less the
+/// rules the service switches off: (errors, warnings), one line each.
+fn lint_contracts(config: &Config) -> (Vec<String>, Vec<String>) {
+    use blastdoor_contract::lint::{Severity, lint};
+    let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+    for svc in &config.services {
+        let Some(spec) = &svc.contract else { continue };
+        let doc = match blastdoor_contract::Document::load(&spec.path) {
+            Ok(d) => d,
+            Err(e) => {
+                errors.push(e.to_string());
+                continue;
+            }
+        };
+        for f in lint(&doc, &spec.lint_disable) {
+            let line = format!(
+                "{}: at {}: {} ({}, service {})",
+                spec.path.display(),
+                f.pointer,
+                f.message,
+                f.rule,
+                svc.name
+            );
+            match f.severity {
+                Severity::Error => errors.push(line),
+                _ => warnings.push(line),
+            }
+        }
+    }
+    (errors, warnings)
 }
 
 /// Models seen in the last 30 days without a price that the config

@@ -561,3 +561,54 @@ async fn deprecated_services_announce_deprecation_and_sunset() {
     })
     .await;
 }
+
+/// `blastdoor check` lints each service's contract, less the rules the
+/// service switches off.
+#[test]
+fn check_lints_contracts_per_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let contract = dir.path().join("c.yaml");
+    // No operationId: an error; no 429 response: a warning.
+    std::fs::write(&contract, "openapi: 3.1.0\ninfo: { title: t, version: '1' }\npaths:\n  /x:\n    get:\n      x-blastdoor-public: true\n      security: []\n      responses: { '200': { description: ok } }\n").unwrap();
+    let config = dir.path().join("bd.toml");
+    let write = |extra: &str| {
+        std::fs::write(
+            &config,
+            format!("[[service]]\nname = \"s\"\nroute = {{ prefix = \"/s\" }}\nupstreams = [\"http://127.0.0.1:1\"]\ncontract = \"c.yaml\"\n{extra}"),
+        )
+        .unwrap();
+    };
+    let check = || {
+        std::process::Command::new(BIN)
+            .args(["check", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    write("");
+    let out = check();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("c.yaml: at /paths/~1x/get:")
+            && stderr.contains("(operation-id-present, service s)"),
+        "{stderr}"
+    );
+    write("lint_disable = [\"operation-id-present\"]\n");
+    let out = check();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("response-429-documented"),
+        "warnings still show"
+    );
+    write("lint_disable = [\"no-such-rule\"]\n");
+    let out = check();
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("lint_disable: no lint rule \"no-such-rule\"")
+    );
+}

@@ -21,6 +21,9 @@ impl Cx<'_> {
             if let Some(v) = &r.response_sample {
                 self.error(v.span(), "response_sample needs a contract");
             }
+            if let Some(v) = r.lint_disable.iter().flatten().next() {
+                self.error(v.span(), "lint_disable needs a contract");
+            }
             return None;
         };
         let path = self.file_path(file);
@@ -54,6 +57,17 @@ impl Cx<'_> {
                 0.0
             }
         };
+        let mut lint_disable = Vec::new();
+        for id in r.lint_disable.iter().flatten() {
+            if blastdoor_contract::lint::rule(id.get_ref()).is_none() {
+                self.error(
+                    id.span(),
+                    format!("lint_disable: no lint rule {:?}", id.get_ref()),
+                );
+            } else {
+                lint_disable.push(id.get_ref().clone());
+            }
+        }
         match Contract::load(&path) {
             Ok(contract) => Some(ContractSpec {
                 contract: Arc::new(contract),
@@ -61,6 +75,7 @@ impl Cx<'_> {
                 validate,
                 undocumented,
                 response_sample,
+                lint_disable,
             }),
             Err(e) => {
                 self.error(file.span(), format!("contract: {e}"));

@@ -259,6 +259,8 @@ pub struct ContractSpec {
     pub undocumented: Undocumented,
     /// The fraction of responses checked against the contract (0 to 1).
     pub response_sample: f64,
+    /// Lint rules `blastdoor check` does not apply to this contract.
+    pub lint_disable: Vec<String>,
 }
 
 /// What to do with a request that breaks its operation's contract.

@@ -81,6 +81,7 @@ pub struct RawService {
     pub validate: Option<S<String>>,
     pub undocumented: Option<S<String>>,
     pub response_sample: Option<S<f64>>,
+    pub lint_disable: Option<Vec<S<String>>>,
     pub lifecycle: Option<S<String>>,
     pub description: Option<S<String>>,
     pub tags: Option<Vec<S<String>>>,

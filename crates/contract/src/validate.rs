@@ -720,7 +720,7 @@ fn describe(kind: &jsonschema::error::ValidationErrorKind) -> String {
     match kind {
         K::Required { property } => format!("the property {property} is required"),
         K::AdditionalProperties { unexpected } => {
-            format!("unexpected properties: {}", unexpected.join(", "))
+            format!("unexpected properties: {}", names(unexpected))
         }
         K::MaxLength { limit } => format!("at most {limit} characters"),
         K::MinLength { limit } => format!("at least {limit} characters"),
@@ -740,6 +740,27 @@ fn describe(kind: &jsonschema::error::ValidationErrorKind) -> String {
         K::MinProperties { limit } => format!("at least {limit} properties"),
         other => format!("does not satisfy `{}`", other.keyword()),
     }
+}
+
+/// Property names the caller sent, as a detail may show them: a few,
+/// each shortened, control characters escaped.
+fn names(unexpected: &[String]) -> String {
+    const SHOWN: usize = 5;
+    const LONGEST: usize = 64;
+    let mut shown: Vec<String> = unexpected
+        .iter()
+        .take(SHOWN)
+        .map(|n| {
+            n.chars()
+                .take(LONGEST)
+                .flat_map(char::escape_debug)
+                .collect()
+        })
+        .collect();
+    if unexpected.len() > SHOWN {
+        shown.push(format!("and {} more", unexpected.len() - SHOWN));
+    }
+    shown.join(", ")
 }
 
 fn type_names(kind: &jsonschema::error::TypeKind) -> String {

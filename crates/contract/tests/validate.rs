@@ -471,3 +471,26 @@ fn deprecated_operations_carry_their_dates() {
         "a.yaml: at /paths/~1a/get/x-sunset: x-sunset must be a date like \"2027-03-31\""
     );
 }
+
+#[test]
+fn unexpected_property_names_are_few_short_and_escaped() {
+    let c = contract(IMAGES_31);
+    let mut body = serde_json::json!({"prompt": "x"});
+    for i in 0..8 {
+        body[format!("extra{i}\u{7}{}", "y".repeat(100))] = serde_json::json!(1);
+    }
+    let (_, v) = check(
+        &c,
+        &Req {
+            method: "POST",
+            path: "/v1/images/generations",
+            headers: vec![("x-trace", "abc")],
+            body: Some(&body.to_string()),
+            ..Req::default()
+        },
+    );
+    let detail = &v[0];
+    assert!(detail.ends_with(", and 3 more"), "{detail}");
+    assert!(detail.contains("extra0\\u{7}yyy"), "{detail}");
+    assert!(detail.len() < 600, "{detail}");
+}
