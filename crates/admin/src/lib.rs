@@ -150,11 +150,15 @@ mod tests {
     #[tokio::test]
     async fn metrics_in_prometheus_text() {
         let s = state(true);
-        s.metrics.service("svc", &[]).observe(200, 0.01, None);
+        s.metrics
+            .service("svc", &[], &[])
+            .observe(200, None, 0.01, None);
         let (status, body) = get(s, "/metrics").await;
         assert_eq!(status, StatusCode::OK);
         assert!(
-            body.contains("blastdoor_requests_total{service=\"svc\",status_class=\"2xx\"} 1"),
+            body.contains(
+                "blastdoor_requests_total{service=\"svc\",operation=\"\",status_class=\"2xx\"} 1"
+            ),
             "{body}"
         );
         assert!(body.trim_end().ends_with("# EOF"));

@@ -222,6 +222,21 @@ async fn requests_are_checked_against_their_operation() {
         ),
         0.0
     );
+    // Requests count under their operation.
+    assert_eq!(
+        metric(
+            &metrics,
+            "blastdoor_requests_total{service=\"img\",operation=\"createImage\",status_class=\"2xx\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "blastdoor_requests_total{service=\"img\",operation=\"createImage\",status_class=\"4xx\"}"
+        ),
+        2.0
+    );
     assert_eq!(
         metric(
             &metrics,

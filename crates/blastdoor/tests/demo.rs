@@ -76,7 +76,9 @@ async fn demo_serves_the_chat_simulator_through_the_gateway() {
         .problem("route_not_found");
     let metrics = c.get(&format!("{admin}/metrics")).await.text();
     assert!(
-        metrics.contains("blastdoor_requests_total{service=\"chat\",status_class=\"2xx\"} 2"),
+        metrics.contains(
+            "blastdoor_requests_total{service=\"chat\",operation=\"\",status_class=\"2xx\"} 2"
+        ),
         "{metrics}"
     );
 

@@ -348,7 +348,7 @@ async fn metrics_count_requests_and_upstream_health() {
     let text = c.get(&gw.admin_url("/metrics")).await.text();
     let up_label = format!("service=\"m\",upstream=\"{}\"", up.url());
     for needle in [
-        "blastdoor_requests_total{service=\"m\",status_class=\"2xx\"} 3".to_string(),
+        "blastdoor_requests_total{service=\"m\",operation=\"\",status_class=\"2xx\"} 3".to_string(),
         "blastdoor_request_duration_seconds_count{service=\"m\"} 3".to_string(),
         format!("blastdoor_upstream_duration_seconds_count{{{up_label}}} 3"),
         format!("blastdoor_upstream_healthy{{{up_label}}} 1"),

@@ -53,7 +53,7 @@ impl Settler {
         Settler {
             shared: Arc::new(SettleShared {
                 access_log,
-                unrouted: metrics.service(NO_SERVICE, &[]),
+                unrouted: metrics.service(NO_SERVICE, &[], &[]),
                 unpriced_seen: Mutex::new(HashSet::new()),
                 spool,
                 dropped: AtomicU64::new(0),
@@ -122,6 +122,7 @@ impl Settler {
             .map_or(&self.shared.unrouted, |s| &s.metrics);
         metrics.observe(
             ctx.status,
+            ctx.operation,
             total.as_secs_f64(),
             ctx.overhead.map(|d| d.as_secs_f64()),
         );

@@ -101,7 +101,7 @@ impl Snapshot {
                 .map_or_else(|| Arc::new(AtomicUsize::new(0)), |a| Arc::clone(a));
             services.push(Arc::new(ServiceRuntime {
                 endpoints,
-                metrics: metrics.service(&svc.name, &svc.meter.units()),
+                metrics: metrics.service(&svc.name, &svc.meter.units(), &operation_ids(svc)),
                 retry_budget: RetryBudget::new(
                     svc.retries.budget_ratio,
                     svc.retries.min_per_second,
@@ -150,4 +150,11 @@ fn unit_limits(svc: &Service) -> Vec<UnitLimit> {
         .iter()
         .map(|(unit, n)| UnitLimit::per_caller(unit, *n));
     all.chain(per_caller).collect()
+}
+
+fn operation_ids(svc: &Service) -> Vec<String> {
+    svc.contract
+        .iter()
+        .flat_map(|c| c.contract.operations.iter().map(|op| op.id.clone()))
+        .collect()
 }

@@ -23,6 +23,8 @@ pub const NO_SERVICE: &str = "_none";
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     service: String,
+    /// The contract operation ("" without one): bounded by the contract.
+    operation: String,
     status_class: &'static str,
 }
 
@@ -306,26 +308,33 @@ impl Metrics {
 
     /// Handles for one service, resolved once per config snapshot.
     /// Handles for one service; `units` are the units its meter can report.
-    pub fn service(&self, service: &str, units: &[String]) -> Arc<ServiceMetrics> {
-        let by_class = |class| {
-            self.requests
-                .get_or_create(&RequestLabels {
-                    service: service.to_string(),
-                    status_class: class,
-                })
-                .clone()
+    /// Handles for one service; `operations` are its contract's operation
+    /// ids (requests of no operation count under "").
+    pub fn service(
+        &self,
+        service: &str,
+        units: &[String],
+        operations: &[String],
+    ) -> Arc<ServiceMetrics> {
+        let by_class = |operation: &str| -> [Counter; 5] {
+            ["1xx", "2xx", "3xx", "4xx", "5xx"].map(|class| {
+                self.requests
+                    .get_or_create(&RequestLabels {
+                        service: service.to_string(),
+                        operation: operation.to_string(),
+                        status_class: class,
+                    })
+                    .clone()
+            })
         };
         let labels = ServiceLabels {
             service: service.to_string(),
         };
         Arc::new(ServiceMetrics {
-            requests: [
-                by_class("1xx"),
-                by_class("2xx"),
-                by_class("3xx"),
-                by_class("4xx"),
-                by_class("5xx"),
-            ],
+            requests: std::iter::once("")
+                .chain(operations.iter().map(String::as_str))
+                .map(by_class)
+                .collect(),
             duration: self.request_duration.get_or_create(&labels).clone(),
             overhead: self.overhead.get_or_create(&labels).clone(),
             retries: self.retries.get_or_create(&labels).clone(),
@@ -410,7 +419,9 @@ impl Metrics {
 /// Pre-resolved metric handles of one service.
 #[derive(Debug)]
 pub struct ServiceMetrics {
-    requests: [Counter; 5],
+    /// By operation (0: none; i + 1: the contract's operation i), then
+    /// by status class.
+    requests: Vec<[Counter; 5]>,
     pub cost: Counter<f64, AtomicU64>,
     pub unpriced: Counter,
     /// Per unit the service's meter can report.
@@ -423,10 +434,22 @@ pub struct ServiceMetrics {
 }
 
 impl ServiceMetrics {
-    /// Records one finished request.
-    pub fn observe(&self, status: u16, total_secs: f64, overhead_secs: Option<f64>) {
+    /// Records one finished request of an operation (its index in the
+    /// service's contract).
+    pub fn observe(
+        &self,
+        status: u16,
+        operation: Option<usize>,
+        total_secs: f64,
+        overhead_secs: Option<f64>,
+    ) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
-        self.requests[class].inc();
+        let by_operation = operation
+            .and_then(|i| self.requests.get(i + 1))
+            .or_else(|| self.requests.first());
+        if let Some(counters) = by_operation {
+            counters[class].inc();
+        }
         self.duration.observe(total_secs);
         if let Some(o) = overhead_secs {
             self.overhead.observe(o);
@@ -449,16 +472,20 @@ mod tests {
     #[test]
     fn exposes_the_spec_metric_names() {
         let m = Metrics::new();
-        let svc = m.service("imagegen", &["image".to_string()]);
-        svc.observe(200, 0.002, Some(0.0001));
-        svc.observe(503, 0.5, None);
+        let svc = m.service(
+            "imagegen",
+            &["image".to_string()],
+            &["createImage".to_string()],
+        );
+        svc.observe(200, Some(0), 0.002, Some(0.0001));
+        svc.observe(503, None, 0.5, None);
         let up = m.upstream("imagegen", "http://127.0.0.1:7001");
         up.duration.observe(0.001);
         up.healthy.set(1);
         let text = m.encode();
         for needle in [
-            "blastdoor_requests_total{service=\"imagegen\",status_class=\"2xx\"} 1",
-            "blastdoor_requests_total{service=\"imagegen\",status_class=\"5xx\"} 1",
+            "blastdoor_requests_total{service=\"imagegen\",operation=\"createImage\",status_class=\"2xx\"} 1",
+            "blastdoor_requests_total{service=\"imagegen\",operation=\"\",status_class=\"5xx\"} 1",
             "blastdoor_request_duration_seconds_count{service=\"imagegen\"} 2",
             "blastdoor_upstream_duration_seconds_count{service=\"imagegen\",upstream=\"http://127.0.0.1:7001\"} 1",
             "blastdoor_upstream_healthy{service=\"imagegen\",upstream=\"http://127.0.0.1:7001\"} 1",
