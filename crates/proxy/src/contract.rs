@@ -265,8 +265,9 @@ impl ResponseSample {
         self.body.extend_from_slice(data);
     }
 
-    /// Checks the whole response on the runtime, never on the caller's
-    /// stream: counts drift and keeps an example.
+    /// Checks the whole response on a blocking-pool thread, off the
+    /// caller's stream and off the proxy worker: counts drift and keeps an
+    /// example.
     pub fn judge(self) {
         let check = move || {
             let Some(spec) = &self.svc.config.contract else {
@@ -292,7 +293,7 @@ impl ResponseSample {
         };
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
-                rt.spawn(async move { check() });
+                rt.spawn_blocking(check);
             }
             Err(_) => check(),
         }
