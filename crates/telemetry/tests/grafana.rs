@@ -130,18 +130,6 @@ fn exposed_names() -> BTreeSet<String> {
             names.insert(name);
         }
     }
-    // prometheus-client writes no `# TYPE` line for a family without
-    // series: every registered family must have one above.
-    let source =
-        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/metrics.rs"))
-            .unwrap();
-    let registered = source.matches("registry.register(").count();
-    let declared = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
-    assert_eq!(
-        declared, registered,
-        "{registered} families registered in src/metrics.rs but {declared} exposed; \
-         create a series of the new family in exposed_names()\n{text}"
-    );
     names
 }
 
