@@ -136,29 +136,14 @@ impl Cx<'_> {
 
     /// A calendar date, "2027-03-31", as Unix seconds at its UTC midnight.
     fn date(&mut self, v: &S<String>, key: &str) -> Option<i64> {
-        let parsed = v.get_ref().split('-').collect::<Vec<_>>();
-        let date = match parsed.as_slice() {
-            [y, m, d] => y
-                .parse::<i32>()
-                .ok()
-                .zip(m.parse::<u8>().ok())
-                .zip(d.parse::<u8>().ok())
-                .and_then(|((y, m), d)| {
-                    let month = time::Month::try_from(m).ok()?;
-                    time::Date::from_calendar_date(y, month, d).ok()
-                }),
-            _ => None,
-        };
-        match date {
-            Some(d) => Some(d.midnight().assume_utc().unix_timestamp()),
-            None => {
-                self.error(
-                    v.span(),
-                    format!("{key} must be a date like \"2027-03-31\""),
-                );
-                None
-            }
+        let secs = blastdoor_contract::parse_date(v.get_ref());
+        if secs.is_none() {
+            self.error(
+                v.span(),
+                format!("{key} must be a date like \"2027-03-31\""),
+            );
         }
+        secs
     }
 
     fn choice<T: Copy>(

@@ -4,6 +4,7 @@
 //! API-standards ruleset ([`lint`]), and diffed for breaking changes
 //! ([`diff`]).
 
+pub mod calendar;
 pub mod contract;
 pub mod diff;
 pub mod document;
@@ -11,6 +12,7 @@ pub mod lint;
 pub mod matcher;
 pub mod validate;
 
+pub use calendar::parse_date;
 pub use contract::{Contract, Lookup};
 pub use document::{ContractError, Document, METHODS, OpenApiVersion, Operation, Parameter};
 pub use validate::{CompiledOperation, Place, RequestView, Violation};

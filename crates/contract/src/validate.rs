@@ -332,16 +332,7 @@ fn date_field(doc: &Document, op: &Operation<'_>, key: &str) -> Result<Option<i6
     let Some(v) = op.node.get(key) else {
         return Ok(None);
     };
-    let parsed = v.as_str().and_then(|s| {
-        let mut parts = s.splitn(3, '-');
-        let (Some(y), Some(m), Some(d)) = (parts.next(), parts.next(), parts.next()) else {
-            return None;
-        };
-        let month = time::Month::try_from(m.parse::<u8>().ok()?).ok()?;
-        let date = time::Date::from_calendar_date(y.parse().ok()?, month, d.parse().ok()?).ok()?;
-        Some(date.midnight().assume_utc().unix_timestamp())
-    });
-    match parsed {
+    match v.as_str().and_then(crate::calendar::parse_date) {
         Some(secs) => Ok(Some(secs)),
         None => Err(ContractError::Invalid {
             path: doc.path.display().to_string(),

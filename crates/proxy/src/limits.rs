@@ -253,51 +253,51 @@ fn refused(q: Quota, detail: String) -> GatewayError {
 /// in Redis when shared (off the request path), else on this node.
 pub fn charge(shared: Option<&Arc<Buckets>>, ctx: &RequestCtx, usage: &Usage) {
     let Some(svc) = &ctx.service else { return };
-    if svc.unit_limits.is_empty() {
+    // (index in the service's units limits, units used): what to charge.
+    let charges: Vec<(usize, u64)> = svc
+        .unit_limits
+        .iter()
+        .enumerate()
+        .filter_map(|(i, limit)| {
+            Some((i, usage.units.get(&limit.unit).copied().filter(|n| *n > 0)?))
+        })
+        .collect();
+    if charges.is_empty() {
         return;
     }
     let caller = ctx.caller.as_deref().map(|c| c.limit_key());
-    let used = |limit: &UnitLimit| usage.units.get(&limit.unit).copied().filter(|n| *n > 0);
     let runtime = tokio::runtime::Handle::try_current();
-    if let (Some(buckets), Ok(runtime)) = (shared, runtime) {
-        let name = svc.config.name.as_str();
-        let checks: Vec<BucketCheck> = svc
-            .unit_limits
-            .iter()
-            .filter_map(|limit| {
-                let n = used(limit)?;
-                let key = unit_key(buckets, name, limit, caller)?;
-                Some(BucketCheck {
-                    key,
-                    limit: limit.limit(),
-                    op: BucketOp::Charge(n),
-                })
-            })
-            .collect();
-        if checks.is_empty() {
-            return;
-        }
-        let (buckets, svc, caller) = (
-            Arc::clone(buckets),
-            Arc::clone(svc),
-            caller.map(str::to_string),
-        );
-        let usage = usage.clone();
-        runtime.spawn(async move {
-            if buckets.run(&checks).await.is_err() {
-                charge_local(&svc, caller.as_deref(), &usage);
-            }
-        });
+    let (Some(buckets), Ok(runtime)) = (shared, runtime) else {
+        charge_local(svc, caller, &charges);
         return;
-    }
-    charge_local(svc, caller, usage);
+    };
+    let name = svc.config.name.as_str();
+    let checks: Vec<BucketCheck> = charges
+        .iter()
+        .filter_map(|&(i, n)| {
+            let limit = &svc.unit_limits[i];
+            Some(BucketCheck {
+                key: unit_key(buckets, name, limit, caller)?,
+                limit: limit.limit(),
+                op: BucketOp::Charge(n),
+            })
+        })
+        .collect();
+    let (buckets, svc, caller) = (
+        Arc::clone(buckets),
+        Arc::clone(svc),
+        caller.map(str::to_string),
+    );
+    runtime.spawn(async move {
+        if buckets.run(&checks).await.is_err() {
+            charge_local(&svc, caller.as_deref(), &charges);
+        }
+    });
 }
 
-fn charge_local(svc: &ServiceRuntime, caller: Option<&str>, usage: &Usage) {
-    for limit in &svc.unit_limits {
-        if let Some(n) = usage.units.get(&limit.unit) {
-            limit.charge(caller, *n);
-        }
+fn charge_local(svc: &ServiceRuntime, caller: Option<&str>, charges: &[(usize, u64)]) {
+    for &(i, n) in charges {
+        svc.unit_limits[i].charge(caller, n);
     }
 }
 
