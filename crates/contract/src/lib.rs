@@ -10,6 +10,9 @@ pub mod diff;
 pub mod document;
 pub mod lint;
 pub mod matcher;
+mod response;
+mod schema;
+mod signature;
 pub mod validate;
 
 pub use calendar::parse_date;

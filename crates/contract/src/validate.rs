@@ -6,13 +6,15 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use jsonschema::{Draft, Validator};
-use serde_json::{Map, Value};
+use jsonschema::Validator;
+use serde_json::Value;
 
-use crate::document::{ContractError, Document, OpenApiVersion, Operation, Parameter};
+use crate::document::{ContractError, Document, Operation, Parameter};
+use crate::schema::{compile, describe};
+use crate::signature::signature;
 
 /// Violations reported per request, at most.
-const MAX_VIOLATIONS: usize = 5;
+pub(crate) const MAX_VIOLATIONS: usize = 5;
 
 /// Where in the request a violation is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,51 +132,7 @@ pub struct CompiledOperation {
     params: Vec<ParamCheck>,
     body: Option<BodyCheck>,
     /// Documented responses, most specific status first.
-    responses: Vec<ResponseCheck>,
-}
-
-/// One documented response: a status (exact, a class like `4XX`, or
-/// `default`), its media types and JSON schema.
-#[derive(Debug)]
-struct ResponseCheck {
-    status: StatusSpec,
-    media_types: Vec<String>,
-    json: Option<Validator>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum StatusSpec {
-    Exact(u16),
-    Class(u16),
-    Default,
-}
-
-impl StatusSpec {
-    fn parse(s: &str) -> Option<StatusSpec> {
-        if s == "default" {
-            return Some(StatusSpec::Default);
-        }
-        let upper = s.to_ascii_uppercase();
-        if let Some(class) = upper.strip_suffix("XX") {
-            return class
-                .parse()
-                .ok()
-                .filter(|c| (1..6).contains(c))
-                .map(StatusSpec::Class);
-        }
-        s.parse()
-            .ok()
-            .filter(|c| (100..600).contains(c))
-            .map(StatusSpec::Exact)
-    }
-
-    fn covers(self, status: u16) -> bool {
-        match self {
-            StatusSpec::Exact(s) => s == status,
-            StatusSpec::Class(c) => status / 100 == c,
-            StatusSpec::Default => true,
-        }
-    }
+    responses: Vec<crate::response::ResponseCheck>,
 }
 
 /// What a request looks like to the validator.
@@ -215,7 +173,7 @@ impl CompiledOperation {
             signature: signature(doc, op),
             params,
             body: body_check(doc, op)?,
-            responses: response_checks(doc, op)?,
+            responses: crate::response::compile(doc, op)?,
         })
     }
 
@@ -234,58 +192,7 @@ impl CompiledOperation {
         content_type: Option<&str>,
         body: Option<&[u8]>,
     ) -> Vec<Violation> {
-        let violation = |field: String, rule: &str, detail: String| Violation {
-            place: Place::Response,
-            field,
-            rule: rule.to_string(),
-            detail,
-        };
-        let Some(spec) = self.responses.iter().find(|r| r.status.covers(status)) else {
-            return vec![violation(
-                String::new(),
-                "status",
-                format!("status {status} is not documented"),
-            )];
-        };
-        let empty = body.is_some_and(<[u8]>::is_empty);
-        if spec.media_types.is_empty() || empty {
-            return Vec::new();
-        }
-        let Some(sent) = content_type else {
-            return vec![violation(
-                String::new(),
-                "content-type",
-                "a content-type is required".into(),
-            )];
-        };
-        let Some(listed) = spec.media_types.iter().find(|m| media_matches(m, sent)) else {
-            return vec![violation(
-                String::new(),
-                "content-type",
-                format!(
-                    "the content type is not one of {}",
-                    spec.media_types.join(", ")
-                ),
-            )];
-        };
-        let (Some(schema), Some(bytes), true) = (&spec.json, body, is_json(listed)) else {
-            return Vec::new();
-        };
-        let value: Value = match serde_json::from_slice(bytes) {
-            Ok(v) => v,
-            Err(_) => return vec![violation(String::new(), "json", "not valid JSON".into())],
-        };
-        schema
-            .iter_errors(&value)
-            .take(MAX_VIOLATIONS)
-            .map(|e| {
-                violation(
-                    e.instance_path().as_str().to_string(),
-                    e.kind().keyword(),
-                    describe(e.kind()),
-                )
-            })
-            .collect()
+        crate::response::check(&self.responses, status, content_type, body)
     }
 
     /// Whether checking this operation needs the whole request body.
@@ -340,75 +247,6 @@ fn date_field(doc: &Document, op: &Operation<'_>, key: &str) -> Result<Option<i6
             message: format!("{key} must be a date like \"2027-03-31\""),
         }),
     }
-}
-
-fn signature(doc: &Document, op: &Operation<'_>) -> BTreeSet<String> {
-    let mut tokens = BTreeSet::new();
-    tokens.insert(format!("method:{}", op.method));
-    for segment in op
-        .path
-        .split('/')
-        .filter(|s| !s.is_empty() && !s.contains('{'))
-    {
-        tokens.insert(format!("path:{}", segment.to_ascii_lowercase()));
-    }
-    for p in &op.parameters {
-        tokens.insert(format!("param:{}", p.name.to_ascii_lowercase()));
-    }
-    if let Some(schema) = json_schema(doc, op.node.get("requestBody")) {
-        for name in property_names(doc, schema, 0) {
-            tokens.insert(format!("in:{name}"));
-        }
-    }
-    let success = op
-        .node
-        .get("responses")
-        .and_then(Value::as_object)
-        .and_then(|r| {
-            r.iter()
-                .find(|(code, _)| code.starts_with('2'))
-                .map(|(_, v)| v)
-        });
-    if let Some(schema) = json_schema(doc, success) {
-        for name in property_names(doc, schema, 0) {
-            tokens.insert(format!("out:{name}"));
-        }
-    }
-    tokens
-}
-
-/// The JSON schema of a request body or response, if it has one.
-fn json_schema<'d>(doc: &'d Document, holder: Option<&'d Value>) -> Option<&'d Value> {
-    let holder = doc.resolve(holder?, "").ok()?;
-    let content = holder.get("content")?.as_object()?;
-    content
-        .iter()
-        .find(|(media, _)| is_json(&media.to_ascii_lowercase()))
-        .and_then(|(_, entry)| entry.get("schema"))
-}
-
-/// A schema's top-level property names, through `$ref`s and `allOf`.
-fn property_names(doc: &Document, schema: &Value, depth: usize) -> Vec<String> {
-    let Ok(schema) = doc.resolve(schema, "") else {
-        return Vec::new();
-    };
-    if depth > 8 {
-        return Vec::new();
-    }
-    let mut names: Vec<String> = schema
-        .get("properties")
-        .and_then(Value::as_object)
-        .map(|p| p.keys().cloned().collect())
-        .unwrap_or_default();
-    for part in schema
-        .get("allOf")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        names.extend(property_names(doc, part, depth + 1));
-    }
-    names
 }
 
 fn param_check(doc: &Document, p: &Parameter<'_>) -> Result<ParamCheck, ContractError> {
@@ -575,54 +413,12 @@ fn body_check(doc: &Document, op: &Operation<'_>) -> Result<Option<BodyCheck>, C
     }))
 }
 
-fn response_checks(
-    doc: &Document,
-    op: &Operation<'_>,
-) -> Result<Vec<ResponseCheck>, ContractError> {
-    let Some(responses) = op.node.get("responses").and_then(Value::as_object) else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    for (code, response) in responses {
-        let Some(status) = StatusSpec::parse(code) else {
-            continue;
-        };
-        let at = format!("{}/responses/{}", op.pointer, crate::document::escape(code));
-        let response = doc.resolve(response, &at)?;
-        let mut media_types = Vec::new();
-        let mut json = None;
-        for (media, entry) in response
-            .get("content")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-        {
-            let media = media.to_ascii_lowercase();
-            if json.is_none()
-                && is_json(&media)
-                && let Some(schema) = entry.get("schema")
-            {
-                let pointer = format!("{at}/content/{}/schema", crate::document::escape(&media));
-                json = Some(compile(doc, schema, &pointer)?);
-            }
-            media_types.push(media);
-        }
-        out.push(ResponseCheck {
-            status,
-            media_types,
-            json,
-        });
-    }
-    out.sort_by_key(|r| r.status);
-    Ok(out)
-}
-
-fn is_json(media: &str) -> bool {
+pub(crate) fn is_json(media: &str) -> bool {
     let essence = media.split(';').next().unwrap_or("").trim();
     essence == "application/json" || essence.ends_with("+json")
 }
 
-fn media_matches(listed: &str, sent: &str) -> bool {
+pub(crate) fn media_matches(listed: &str, sent: &str) -> bool {
     let sent = sent
         .split(';')
         .next()
@@ -702,119 +498,5 @@ fn check_body(body: &BodyCheck, req: &RequestView<'_>, out: &mut Vec<Violation>)
             e.kind().keyword(),
             describe(e.kind()),
         ));
-    }
-}
-
-/// What a keyword asks, in words, from the schema's side only.
-fn describe(kind: &jsonschema::error::ValidationErrorKind) -> String {
-    use jsonschema::error::ValidationErrorKind as K;
-    match kind {
-        K::Required { property } => format!("the property {property} is required"),
-        K::AdditionalProperties { unexpected } => {
-            format!("unexpected properties: {}", names(unexpected))
-        }
-        K::MaxLength { limit } => format!("at most {limit} characters"),
-        K::MinLength { limit } => format!("at least {limit} characters"),
-        K::MaxItems { limit } => format!("at most {limit} items"),
-        K::MinItems { limit } => format!("at least {limit} items"),
-        K::Maximum { limit } => format!("at most {limit}"),
-        K::Minimum { limit } => format!("at least {limit}"),
-        K::ExclusiveMaximum { limit } => format!("less than {limit}"),
-        K::ExclusiveMinimum { limit } => format!("more than {limit}"),
-        K::Type { kind } => format!("must be {}", type_names(kind)),
-        K::Enum { options } => format!("must be one of {options}"),
-        K::Constant { expected_value } => format!("must be {expected_value}"),
-        K::Format { format } => format!("must be a valid {format}"),
-        K::Pattern { pattern } => format!("must match {pattern}"),
-        K::UniqueItems => "items must be unique".into(),
-        K::MaxProperties { limit } => format!("at most {limit} properties"),
-        K::MinProperties { limit } => format!("at least {limit} properties"),
-        other => format!("does not satisfy `{}`", other.keyword()),
-    }
-}
-
-/// Property names the caller sent, as a detail may show them: a few,
-/// each shortened, control characters escaped.
-fn names(unexpected: &[String]) -> String {
-    const SHOWN: usize = 5;
-    const LONGEST: usize = 64;
-    let mut shown: Vec<String> = unexpected
-        .iter()
-        .take(SHOWN)
-        .map(|n| {
-            n.chars()
-                .take(LONGEST)
-                .flat_map(char::escape_debug)
-                .collect()
-        })
-        .collect();
-    if unexpected.len() > SHOWN {
-        shown.push(format!("and {} more", unexpected.len() - SHOWN));
-    }
-    shown.join(", ")
-}
-
-fn type_names(kind: &jsonschema::error::TypeKind) -> String {
-    use jsonschema::error::TypeKind;
-    match kind {
-        TypeKind::Single(t) => format!("of type {t}"),
-        TypeKind::Multiple(set) => {
-            let names: Vec<String> = set.iter().map(|t| t.to_string()).collect();
-            format!("of type {}", names.join(" or "))
-        }
-    }
-}
-
-/// Compiles a schema found in the document: its local `$ref`s resolve
-/// against the document's components; OpenAPI 3.0's `nullable` becomes a
-/// `null` type (3.0 schemas are checked as JSON Schema draft 4, whose
-/// boolean `exclusiveMaximum` they use; 3.1 schemas as 2020-12).
-pub fn compile(doc: &Document, schema: &Value, at: &str) -> Result<Validator, ContractError> {
-    let mut root = Map::new();
-    if let Some(components) = doc.root.get("components") {
-        root.insert("components".into(), components.clone());
-    }
-    root.insert("allOf".into(), Value::Array(vec![schema.clone()]));
-    let mut root = Value::Object(root);
-    let draft = match doc.version {
-        OpenApiVersion::V3_0 => {
-            nullable_to_type(&mut root);
-            Draft::Draft4
-        }
-        OpenApiVersion::V3_1 => Draft::Draft202012,
-    };
-    jsonschema::options()
-        .with_draft(draft)
-        .should_validate_formats(true)
-        .build(&root)
-        .map_err(|e| ContractError::Invalid {
-            path: doc.path.display().to_string(),
-            pointer: at.to_string(),
-            message: format!("the schema does not compile: {e}"),
-        })
-}
-
-/// OpenAPI 3.0's `nullable: true` as JSON Schema: `null` added to `type`
-/// (and to `enum`, which would otherwise still refuse it).
-fn nullable_to_type(v: &mut Value) {
-    match v {
-        Value::Object(map) => {
-            if map.get("nullable") == Some(&Value::Bool(true)) {
-                if let Some(t) = map.get("type").and_then(Value::as_str).map(str::to_string) {
-                    map.insert(
-                        "type".into(),
-                        Value::Array(vec![Value::String(t), Value::String("null".into())]),
-                    );
-                }
-                if let Some(Value::Array(options)) = map.get_mut("enum")
-                    && !options.contains(&Value::Null)
-                {
-                    options.push(Value::Null);
-                }
-            }
-            map.values_mut().for_each(nullable_to_type);
-        }
-        Value::Array(items) => items.iter_mut().for_each(nullable_to_type),
-        _ => {}
     }
 }
