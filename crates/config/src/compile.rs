@@ -1,7 +1,7 @@
 //! [`RawConfig`] to [`Config`]: interpolation, units, defaults and checks.
 //! Every problem is recorded; compilation fails if there is at least one.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -478,65 +478,6 @@ impl Cx<'_> {
         }
     }
 
-    /// `units`: what the service's meter reports; a units limit on
-    /// anything else could never apply.
-    fn rate_limit(&mut self, r: Option<&RawRateLimit>, units: &[String]) -> RateLimit {
-        let Some(r) = r else {
-            return RateLimit::default();
-        };
-        let mut limit = |v: &Option<S<i64>>, what| {
-            v.as_ref()
-                .map(|_| self.int(v, 0, 1..10_000_001, what) as u32)
-        };
-        let requests_per_minute = limit(&r.requests_per_minute, "requests_per_minute");
-        let per_key_requests_per_minute = limit(
-            &r.per_key_requests_per_minute,
-            "per_key_requests_per_minute",
-        );
-        let per_key_concurrency = limit(&r.per_key_concurrency, "per_key_concurrency");
-        RateLimit {
-            requests_per_minute,
-            per_key_requests_per_minute,
-            per_key_concurrency,
-            units_per_minute: self.unit_limits(
-                r.units_per_minute.as_ref(),
-                units,
-                "units_per_minute",
-            ),
-            per_key_units_per_minute: self.unit_limits(
-                r.per_key_units_per_minute.as_ref(),
-                units,
-                "per_key_units_per_minute",
-            ),
-        }
-    }
-
-    fn unit_limits(
-        &mut self,
-        limits: Option<&BTreeMap<String, S<i64>>>,
-        units: &[String],
-        what: &str,
-    ) -> Vec<(String, u64)> {
-        let mut out = Vec::new();
-        for (unit, v) in limits.into_iter().flatten() {
-            if !units.iter().any(|u| u == unit) {
-                let known = if units.is_empty() {
-                    "the service's meter reports no units".to_string()
-                } else {
-                    format!("the service's meter reports {}", units.join(", "))
-                };
-                self.error(
-                    v.span(),
-                    format!("{what}: unit {unit:?} is never metered here ({known})"),
-                );
-                continue;
-            }
-            let n = self.int(&Some(v.clone()), 0, 1..1_000_000_000_001, what);
-            out.push((unit.clone(), n));
-        }
-        out
-    }
-
     fn outlier(&mut self, r: Option<&RawOutlier>) -> Outlier {
         let default = RawOutlier::default();
         let r = r.unwrap_or(&default);
@@ -663,6 +604,8 @@ fn parse_upstream(url: &str) -> Result<Upstream, String> {
 mod auth;
 #[path = "compile_contract.rs"]
 mod contract;
+#[path = "compile_limits.rs"]
+mod limits;
 #[path = "compile_price.rs"]
 mod price;
 
