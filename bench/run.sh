@@ -209,6 +209,26 @@ check_response() { # url -> 0 if the proxied body is the upstream's
     [[ $body == "$EXPECTED_BODY" ]] || { log "  unexpected body from $1: $body"; return 1; }
 }
 
+# Blastdoor's admin /metrics while a blastdoor target runs; empty otherwise.
+ADMIN_METRICS=
+
+# Waits until the ledger writer has caught up (its records-written counter
+# holds still for a second, 60 s at most), so the CPU it spends storing a
+# run's records counts toward that run: records are spooled on the request
+# path but written to the store in the background, possibly after wrk ends.
+wait_ledger() {
+    [[ -n $ADMIN_METRICS ]] || return 0
+    local prev=-1 cur i
+    for ((i = 0; i < 60; i++)); do
+        cur=$(curl -fsS --max-time 2 "$ADMIN_METRICS" 2>/dev/null |
+            awk '$1 == "blastdoor_ledger_records_written_total" {print $2}')
+        [[ ${cur:-0} == "$prev" ]] && return 0
+        prev=${cur:-0}
+        sleep 1
+    done
+    log "  WARN: the ledger writer was still writing 60 s after the run"
+}
+
 # measure target N C url pid
 measure() {
     local target=$1 n=$2 c=$3 url=$4 pid=$5 run out t0 t1 rss_idle rss_after hwm
@@ -218,12 +238,14 @@ measure() {
     rss_idle=$(mem_kb "$pid" VmRSS)
     log "  warmup $WARMUP"
     wrk -t"$WRK_THREADS" -c"$c" -d"$WARMUP" ${HDR[@]+"${HDR[@]}"} "$url" >/dev/null 2>&1 || true
+    wait_ledger
     for ((run = 1; run <= RUNS; run++)); do
         out=$TMP/wrk-$target-n$n-c$c-r$run.txt
         t0=$(cpu_ticks "$pid")
         if ! wrk -t"$WRK_THREADS" -c"$c" -d"$DURATION" --latency ${HDR[@]+"${HDR[@]}"} "$url" >"$out" 2>&1; then
             log "  run $run: wrk failed:"; sed 's/^/    /' "$out"
         fi
+        wait_ledger
         t1=$(cpu_ticks "$pid")
         rss_after=$(mem_kb "$pid" VmRSS)
         hwm=$(mem_kb "$pid" VmHWM)
@@ -266,6 +288,7 @@ run_blastdoor() {
     fi
     "$BLASTDOOR_BIN" serve --config "$cfg" >"$blog" 2>&1 &
     pid=$!
+    ADMIN_METRICS=http://$BD_ADMIN_ADDR/metrics
     STARTED_PIDS+=("$pid")
     if wait_healthz "$pid" "http://$BD_ADMIN_ADDR/healthz"; then
         measure "$target" "$n" "$c" "http://$BD_ADDR$REQ_PATH" "$pid" || true
@@ -280,6 +303,7 @@ run_blastdoor() {
     fi
     stop_pid "$pid"
     HDR=()
+    ADMIN_METRICS=
 }
 
 # ----------------------------------------------------------------- main ----

@@ -1,7 +1,9 @@
 //! The admin listener, on a port separate from the proxy's: health,
-//! readiness and Prometheus metrics (open), and the `/v1` API (keys,
-//! services, audit) behind the admin token.
+//! readiness and Prometheus metrics (open), the `/v1` API (keys, services,
+//! usage, budgets, audit, reports) behind the admin token, and the
+//! dashboard at `/`, which reads that API with the token it asks for.
 
+mod dashboard;
 mod problem;
 pub mod v1;
 
@@ -41,6 +43,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(dashboard::router())
         .fallback(not_found)
         .with_state(state)
 }

@@ -1,7 +1,6 @@
 //! `blastdoor usage`: cost and usage from the ledger, grouped, as a table,
 //! CSV or JSON (the same report as `/v1/usage`).
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -23,7 +22,7 @@ pub fn command(config_path: &Path, by: GroupBy, since: Duration, format: Format)
         let report = report(store, by, from, to).await?;
         let out = match format {
             Format::Json => serde_json::to_string_pretty(&report)? + "\n",
-            Format::Csv => csv(&report),
+            Format::Csv => report.to_csv(),
             Format::Table => table(&report),
         };
         print!("{out}");
@@ -31,59 +30,8 @@ pub fn command(config_path: &Path, by: GroupBy, since: Duration, format: Format)
     })
 }
 
-/// Every unit any row has, in name order: the unit columns.
-fn unit_columns(report: &UsageReport) -> Vec<&str> {
-    let units: BTreeSet<&str> = report
-        .rows
-        .iter()
-        .flat_map(|r| r.units.keys().map(String::as_str))
-        .collect();
-    units.into_iter().collect()
-}
-
-fn csv(report: &UsageReport) -> String {
-    let units = unit_columns(report);
-    let mut header = vec![
-        report.group_by.as_str(),
-        "requests",
-        "cost_usd",
-        "unpriced_requests",
-    ];
-    header.extend(&units);
-    let mut out = header
-        .iter()
-        .map(|h| csv_field(h))
-        .collect::<Vec<_>>()
-        .join(",")
-        + "\n";
-    for r in &report.rows {
-        let mut fields = vec![
-            csv_field(&r.group),
-            r.requests.to_string(),
-            r.cost_usd.clone(),
-            r.unpriced_requests.to_string(),
-        ];
-        fields.extend(
-            units
-                .iter()
-                .map(|u| r.units.get(*u).copied().unwrap_or(0).to_string()),
-        );
-        out += &(fields.join(",") + "\n");
-    }
-    out
-}
-
-/// RFC 4180: quote a field holding a comma, quote or line break.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 fn table(report: &UsageReport) -> String {
-    let units = unit_columns(report);
+    let units = report.unit_columns();
     let mut header: Vec<String> = vec![
         report.group_by.as_str().to_uppercase(),
         "REQUESTS".into(),
@@ -131,17 +79,4 @@ fn table(report: &UsageReport) -> String {
         out.push('\n');
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::csv_field;
-
-    #[test]
-    fn csv_fields_are_quoted_only_when_they_must_be() {
-        assert_eq!(csv_field("media"), "media");
-        assert_eq!(csv_field("ads, video"), "\"ads, video\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
-    }
 }

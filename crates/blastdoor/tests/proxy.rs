@@ -338,6 +338,47 @@ async fn access_log_has_one_json_line_per_request() {
 }
 
 #[tokio::test]
+async fn access_log_to_a_rotated_file() {
+    let up = MockUpstream::echo().await;
+    let gw = start(&format!(
+        "[log]\naccess = \"logs/access.log\"\naccess_rotation = \"minutely\"\naccess_max_files = 3\n{}",
+        service("s", "/s", &[up.url()], "")
+    ));
+    let c = Client::http1();
+    let r = c.get(&gw.url("/s/rotated")).await;
+    let request_id = r.header("x-request-id").unwrap().to_string();
+    // Named `access.log.YYYY-MM-DD-HH-mm` beside the config, per minute.
+    let logs = gw.dir().join("logs");
+    let mut line = None;
+    eventually("the line reaches the rotated file", async || {
+        let files: Vec<_> = std::fs::read_dir(&logs)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        line = files
+            .iter()
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                name.starts_with("access.log.") && name.len() == "access.log.2026-11-27-22-05".len()
+            })
+            .flat_map(|p| {
+                std::fs::read_to_string(p)
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+            .find(|l| l["request_id"] == request_id.as_str());
+        line.is_some()
+    })
+    .await;
+    let line = line.unwrap();
+    assert_eq!(line["path"], "/s/rotated");
+    assert_eq!(line["trace_id"].as_str().unwrap().len(), 32);
+    assert!(!gw.stdout().contains("/s/rotated"), "not on stdout too");
+}
+
+#[tokio::test]
 async fn metrics_count_requests_and_upstream_health() {
     let up = MockUpstream::echo().await;
     let gw = start(&service("m", "/m", &[up.url()], ""));

@@ -480,3 +480,29 @@ fn lifecycle_and_deprecation() {
             .contains("sunset must not come before")
     );
 }
+
+#[test]
+fn access_log_rotation() {
+    let svc = "[[service]]\nname = \"a\"\nroute = { prefix = \"/a\" }\nupstreams = [\"http://127.0.0.1:1\"]\n";
+    let c = load(&format!(
+        "[log]\naccess = \"/var/log/bd/access.log\"\naccess_rotation = \"daily\"\naccess_max_files = 14\n{svc}"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.log.access,
+        AccessLog::File(crate::LogFile {
+            path: "/var/log/bd/access.log".into(),
+            rotation: crate::Rotation::Daily,
+            max_files: Some(14),
+        })
+    );
+    for (log, needle) in [
+        ("access = \"stdout\"\naccess_rotation = \"daily\"", "access_rotation needs a file access log"),
+        ("access = \"a.log\"\naccess_rotation = \"weekly\"", "access_rotation must be never, minutely, hourly or daily"),
+        ("access = \"a.log\"\naccess_max_files = 3", "access_max_files needs access_rotation"),
+        ("access = \"a.log\"\naccess_rotation = \"hourly\"\naccess_max_files = 0", "access_max_files must be between 1"),
+    ] {
+        let diags = load(&format!("[log]\n{log}\n{svc}")).unwrap_err();
+        assert!(diags.to_string().contains(needle), "{log}: {diags}");
+    }
+}

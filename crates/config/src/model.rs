@@ -142,7 +142,25 @@ pub enum AccessLog {
     Off,
     Stdout,
     Stderr,
-    File(PathBuf),
+    File(LogFile),
+}
+
+/// An access log written to a file, rotated on a schedule or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFile {
+    pub path: PathBuf,
+    pub rotation: Rotation,
+    /// Rotated files kept (oldest deleted first); None keeps them all.
+    pub max_files: Option<usize>,
+}
+
+/// When a rotated log starts a new file, named `{path}.{date-time}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    Never,
+    Minutely,
+    Hourly,
+    Daily,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -52,6 +52,10 @@ pub struct RawStore {
 pub struct RawLog {
     /// "stdout", "stderr", "off", or a file path.
     pub access: Option<S<String>>,
+    /// never | minutely | hourly | daily (a file access log only).
+    pub access_rotation: Option<S<String>>,
+    /// Rotated access-log files kept.
+    pub access_max_files: Option<S<i64>>,
     pub level: Option<S<String>>,
 }
 

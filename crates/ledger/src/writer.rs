@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::spool::{self, Segment, Spool};
 
 /// Records per store transaction.
-pub const BATCH: usize = 1000;
+pub const BATCH: usize = 4000;
 /// The longest wait between retries while the store is failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 

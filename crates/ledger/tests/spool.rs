@@ -55,6 +55,9 @@ impl LedgerStore for FlakyStore {
     async fn usage(&self, _: GroupBy, _: i64, _: i64) -> Result<Vec<UsageRow>> {
         Ok(vec![])
     }
+    async fn hourly(&self, _: GroupBy, _: i64, _: i64) -> Result<Vec<blastdoor_store::HourRow>> {
+        Ok(vec![])
+    }
     async fn edges(&self, _: i64, _: i64) -> Result<Vec<blastdoor_store::EdgeRow>> {
         Ok(vec![])
     }

@@ -20,6 +20,15 @@ pub trait LedgerStore: Send + Sync {
         to: i64,
     ) -> impl Future<Output = Result<Vec<UsageRow>>> + Send;
 
+    /// Requests and cost per hour and group between `from` and `to` (unix
+    /// ms, whole hours), oldest first; hours without traffic are absent.
+    fn hourly(
+        &self,
+        group_by: GroupBy,
+        from: i64,
+        to: i64,
+    ) -> impl Future<Output = Result<Vec<crate::HourRow>>> + Send;
+
     /// Who called which service between `from` and `to` (unix ms, whole
     /// hours): one row per (service, team); team "" is calls without one.
     fn edges(&self, from: i64, to: i64)
@@ -48,7 +57,9 @@ pub trait LedgerStore: Send + Sync {
         since: i64,
     ) -> impl Future<Output = Result<Vec<(String, String)>>> + Send;
 
-    /// The records of one request id (callers may reuse ids: several).
+    /// The records of one request id (callers may reuse ids: several). On
+    /// SQLite this scans the ledger (no index slows every write for it):
+    /// for debugging and tests, not for a request path.
     fn ledger_by_request(
         &self,
         request_id: &str,

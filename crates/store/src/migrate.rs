@@ -29,6 +29,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_ledger_and_budgets.sql"),
         postgres: include_str!("../migrations/postgres/0002_ledger_and_budgets.sql"),
     },
+    Migration {
+        version: 3,
+        name: "lean_ledger_indexes",
+        sqlite: include_str!("../migrations/sqlite/0003_lean_ledger_indexes.sql"),
+        postgres: include_str!("../migrations/postgres/0003_lean_ledger_indexes.sql"),
+    },
 ];
 
 const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS blastdoor_migrations (

@@ -143,6 +143,16 @@ pub struct UsageRow {
     pub units: BTreeMap<String, u64>,
 }
 
+/// One group's traffic in one hour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HourRow {
+    /// Unix milliseconds at the start of the hour (UTC).
+    pub hour: i64,
+    pub group: String,
+    pub requests: u64,
+    pub cost_micros: i64,
+}
+
 /// Calls from a team to a service over a window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EdgeRow {

@@ -9,7 +9,7 @@ use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use crate::ledger::hour_of;
 use crate::sql::{Backend, SqlStore};
 use crate::{
-    BudgetRecord, BudgetScope, BudgetStore, EdgeRow, GroupBy, LedgerRecord, LedgerStore,
+    BudgetRecord, BudgetScope, BudgetStore, EdgeRow, GroupBy, HourRow, LedgerRecord, LedgerStore,
     OperationRow, Result, StoreError, UsageRow,
 };
 
@@ -20,13 +20,8 @@ macro_rules! ledger_columns {
     };
 }
 
-/// Records per multi-row INSERT (19 parameters each). SQLite looks up
-/// each bound parameter's name with a scan of the statement's parameter
-/// list, so a statement's binding cost grows with the square of its
-/// parameters: it gets few rows per statement (its prepared statements
-/// are cached, so more statements cost little); PostgreSQL gets many.
-const INSERT_ROWS_SQLITE: usize = 4;
-const INSERT_ROWS_POSTGRES: usize = 50;
+/// Records per multi-row INSERT (19 parameters each).
+const INSERT_ROWS: usize = 50;
 /// Rollup rows per multi-row upsert.
 const UPSERT_ROWS: usize = 100;
 
@@ -55,9 +50,21 @@ fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-/// `INSERT INTO {table} ({columns}) VALUES ($1, ..), (..) {tail}` for
+/// `INSERT INTO {table} ({columns}) VALUES (?, ..), (..) {tail}` for
 /// `rows` rows. Only placeholders vary: no data is ever spliced in.
-fn multi_row_sql(table: &str, columns: &str, per_row: usize, rows: usize, tail: &str) -> String {
+///
+/// SQLite gets anonymous `?` placeholders: sqlx binds a named one (`$1`)
+/// by asking SQLite its name, which scans the statement's list of names,
+/// so binding N named parameters costs N squared and dominated the
+/// writer's CPU. PostgreSQL only knows `$1`.
+fn multi_row_sql(
+    backend: Backend,
+    table: &str,
+    columns: &str,
+    per_row: usize,
+    rows: usize,
+    tail: &str,
+) -> String {
     let mut sql = format!("INSERT INTO {table} ({columns}) VALUES ");
     for r in 0..rows {
         sql.push_str(if r == 0 { "(" } else { ", (" });
@@ -65,7 +72,10 @@ fn multi_row_sql(table: &str, columns: &str, per_row: usize, rows: usize, tail: 
             if c > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!("${}", r * per_row + c + 1));
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => sql.push_str(&format!("${}", r * per_row + c + 1)),
+            }
         }
         sql.push(')');
     }
@@ -77,12 +87,13 @@ fn multi_row_sql(table: &str, columns: &str, per_row: usize, rows: usize, tail: 
 /// Inserts records not yet stored; returns the ids that were new.
 async fn insert_records(
     tx: &mut Transaction<'_, Any>,
+    backend: Backend,
     records: &[LedgerRecord],
-    rows_per_insert: usize,
 ) -> Result<std::collections::HashSet<String>> {
     let mut inserted = std::collections::HashSet::new();
-    for chunk in records.chunks(rows_per_insert) {
+    for chunk in records.chunks(INSERT_ROWS) {
         let sql = multi_row_sql(
+            backend,
             "ledger",
             ledger_columns!(),
             19,
@@ -155,11 +166,13 @@ fn roll_up<'a>(
 
 async fn add_rollups(
     tx: &mut Transaction<'_, Any>,
+    backend: Backend,
     rollups: &BTreeMap<RollupKey<'_>, Sums<'_>>,
 ) -> Result<()> {
     let rows: Vec<_> = rollups.iter().collect();
     for chunk in rows.chunks(UPSERT_ROWS) {
         let sql = multi_row_sql(
+            backend,
             "usage_rollup",
             "dim, value, hour, requests, cost_micros, unpriced_requests",
             6,
@@ -187,6 +200,7 @@ async fn add_rollups(
         .collect();
     for chunk in units.chunks(UPSERT_ROWS) {
         let sql = multi_row_sql(
+            backend,
             "usage_rollup_units",
             "dim, value, hour, unit, amount",
             5,
@@ -270,14 +284,10 @@ fn record_from_row(row: &AnyRow) -> Result<LedgerRecord> {
 impl LedgerStore for SqlStore {
     async fn append_ledger(&self, batch: &[LedgerRecord]) -> Result<usize> {
         let mut tx = self.pool().begin().await?;
-        let rows_per_insert = match self.backend {
-            Backend::Sqlite => INSERT_ROWS_SQLITE,
-            Backend::Postgres => INSERT_ROWS_POSTGRES,
-        };
-        let inserted = insert_records(&mut tx, batch, rows_per_insert).await?;
+        let inserted = insert_records(&mut tx, self.backend, batch).await?;
         // Only new records count: a replayed spool must not count twice.
         let rollups = roll_up(batch.iter().filter(|r| inserted.contains(&r.id)));
-        add_rollups(&mut tx, &rollups).await?;
+        add_rollups(&mut tx, self.backend, &rollups).await?;
         tx.commit().await?;
         Ok(inserted.len())
     }
@@ -330,6 +340,27 @@ impl LedgerStore for SqlStore {
                 .then(a.group.cmp(&b.group))
         });
         Ok(rows)
+    }
+
+    async fn hourly(&self, group_by: GroupBy, from: i64, to: i64) -> Result<Vec<HourRow>> {
+        let sql = "SELECT hour, value, requests, cost_micros FROM usage_rollup \
+                   WHERE dim = $1 AND hour >= $2 AND hour < $3 ORDER BY hour, value";
+        let rows = sqlx::query(sql)
+            .bind(group_by.as_str())
+            .bind(hour_of(from))
+            .bind(hour_of(to.saturating_add(3_599_999)))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(HourRow {
+                    hour: row.try_get("hour")?,
+                    group: row.try_get("value")?,
+                    requests: to_u64(row.try_get("requests")?),
+                    cost_micros: row.try_get("cost_micros")?,
+                })
+            })
+            .collect()
     }
 
     async fn edges(&self, from: i64, to: i64) -> Result<Vec<EdgeRow>> {

@@ -195,6 +195,23 @@ async fn ledger<S: LedgerStore>(s: &S) {
     );
     assert_eq!((rows[1].group.as_str(), rows[1].requests), ("search", 1));
 
+    // By hour and team, oldest first: a, b and d in T0's hour, c an hour on.
+    let hourly = s
+        .hourly(GroupBy::Team, T0 - 10, T0 + 7_200_000)
+        .await
+        .unwrap();
+    let hourly: Vec<_> = hourly
+        .iter()
+        .map(|h| (h.hour, h.group.as_str(), h.requests, h.cost_micros))
+        .collect();
+    assert_eq!(
+        hourly,
+        vec![
+            (hour_of(T0), "media", 3, 2000),
+            (hour_of(T0) + 3_600_000, "search", 1, 7),
+        ]
+    );
+
     // Reports resolve to the hour: a window inside the first hour sees it whole.
     let first_hour = s.usage(GroupBy::Key, T0 + 1, T0 + 2).await.unwrap();
     assert_eq!(first_hour.len(), 1);
@@ -262,7 +279,7 @@ async fn suite(url: &str) {
     let store = SqlStore::connect(url).await.unwrap();
     assert_eq!(
         store.migrate().await.unwrap(),
-        vec![1, 2],
+        vec![1, 2, 3],
         "first start applies every migration"
     );
     assert!(

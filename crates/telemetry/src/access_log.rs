@@ -10,7 +10,8 @@ use std::time::SystemTime;
 use serde::Serialize;
 use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 
-use blastdoor_config::AccessLog as Sink;
+use blastdoor_config::{AccessLog as Sink, LogFile, Rotation};
+use tracing_appender::rolling::{self, RollingFileAppender};
 
 /// Lines buffered before the writer starts dropping them.
 const QUEUE_LINES: usize = 64 * 1024;
@@ -51,6 +52,31 @@ pub struct AccessRecord<'a> {
     pub unpriced: Option<&'a str>,
 }
 
+/// A file that starts anew on a schedule as `{name}.{date-time}` beside
+/// the configured path, keeping the newest `max_files`.
+fn rolling(file: &LogFile) -> std::io::Result<RollingFileAppender> {
+    let dir = match file.path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let name = file
+        .path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("access.log");
+    let mut builder = RollingFileAppender::builder()
+        .rotation(match file.rotation {
+            Rotation::Minutely => rolling::Rotation::MINUTELY,
+            Rotation::Hourly => rolling::Rotation::HOURLY,
+            Rotation::Daily | Rotation::Never => rolling::Rotation::DAILY,
+        })
+        .filename_prefix(name);
+    if let Some(n) = file.max_files {
+        builder = builder.max_log_files(n);
+    }
+    builder.build(dir).map_err(std::io::Error::other)
+}
+
 #[derive(Serialize)]
 struct Line<'a> {
     ts: String,
@@ -86,13 +112,14 @@ impl AccessLog {
             Sink::Off => return Ok((AccessLog { writer: None }, None)),
             Sink::Stdout => builder().finish(std::io::stdout()),
             Sink::Stderr => builder().finish(std::io::stderr()),
-            Sink::File(path) => {
+            Sink::File(file) if file.rotation == Rotation::Never => {
                 let file = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(path)?;
+                    .open(&file.path)?;
                 builder().finish(file)
             }
+            Sink::File(file) => builder().finish(rolling(file)?),
         };
         Ok((
             AccessLog {

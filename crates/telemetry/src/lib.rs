@@ -1,8 +1,10 @@
 //! What the gateway tells the outside world about its traffic: Prometheus
-//! metrics (every name declared in [`metrics`]) and the JSON access log.
+//! metrics (every name declared in [`metrics`]), the JSON access log and
+//! the recent traffic the dashboard draws.
 
 pub mod access_log;
 pub mod metrics;
+pub mod recent;
 
 pub use access_log::{AccessLog, AccessRecord};
 pub use metrics::{LedgerMetrics, Metrics, ServiceMetrics, UpstreamMetrics};

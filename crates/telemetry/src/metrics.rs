@@ -6,8 +6,8 @@
 //! snapshot is built, so the request path only touches atomics.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -16,6 +16,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::recent::Recent;
 
 /// The `service` label of requests that matched no service.
 pub const NO_SERVICE: &str = "_none";
@@ -108,6 +110,9 @@ pub struct Metrics {
     budget_alerts: Family<BudgetAlertLabels, Counter>,
     contract_violations: Family<ContractLabels, Counter>,
     undocumented: Family<ServiceLabels, Counter>,
+    /// Each service's recent traffic for the dashboard, kept across
+    /// reloads; locked only when a snapshot is built or the dashboard reads.
+    recent: Mutex<HashMap<String, Arc<Recent>>>,
 }
 
 /// The ledger's path from spool to store.
@@ -273,6 +278,7 @@ impl Metrics {
             undocumented.clone(),
         );
         Metrics {
+            recent: Mutex::default(),
             contract_violations,
             undocumented,
             redis_errors,
@@ -352,7 +358,24 @@ impl Metrics {
                 .collect(),
             rejected_overload: self.rejected_overload.get_or_create(&labels).clone(),
             in_flight: self.in_flight.clone(),
+            recent: Arc::clone(
+                self.recent
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(service.to_string())
+                    .or_default(),
+            ),
         })
+    }
+
+    /// Recent traffic of the named services (those with none yet are
+    /// left out).
+    pub fn recent(&self, services: &[&str]) -> Vec<(String, Arc<Recent>)> {
+        let all = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        services
+            .iter()
+            .filter_map(|s| all.get(*s).map(|r| ((*s).to_string(), Arc::clone(r))))
+            .collect()
     }
 
     /// Sets what is left of a budget (labels bounded by the number of
@@ -431,6 +454,7 @@ pub struct ServiceMetrics {
     pub retries: Counter,
     pub rejected_overload: Counter,
     pub in_flight: Gauge,
+    recent: Arc<Recent>,
 }
 
 impl ServiceMetrics {
@@ -454,6 +478,7 @@ impl ServiceMetrics {
         if let Some(o) = overhead_secs {
             self.overhead.observe(o);
         }
+        self.recent.record(status, total_secs, overhead_secs);
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod audit;
 mod budgets;
+mod dashboard;
 mod keys;
 mod services;
 pub mod sprawl;
@@ -57,6 +58,9 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<Arc<Api>>)> {
         ("/budgets/{scope}/{target}", delete(budgets::delete)),
         ("/audit", get(audit::list)),
         ("/reports/sprawl", get(sprawl::get)),
+        ("/dashboard/live", get(dashboard::live)),
+        ("/dashboard/spend", get(dashboard::spend)),
+        ("/dashboard/graph", get(dashboard::graph)),
     ]
 }
 

@@ -1,11 +1,13 @@
 //! `/v1/usage`: cost and usage from the ledger, grouped. The same report
 //! as `blastdoor usage`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use blastdoor_store::{GroupBy, LedgerStore, UsageRow, hour_of, now_ms};
 use blastdoor_types::Money;
 use serde::{Deserialize, Serialize};
@@ -24,6 +26,8 @@ pub struct UsageQuery {
     from: Option<i64>,
     /// Unix milliseconds; default: now.
     to: Option<i64>,
+    /// json (default) | csv
+    format: Option<String>,
 }
 
 /// A usage report as JSON: `{"rows": [{"group", "requests", "cost_usd",
@@ -65,6 +69,59 @@ impl UsageReport {
                 .collect(),
         }
     }
+
+    /// Every unit any row has, in name order: the unit columns.
+    pub fn unit_columns(&self) -> Vec<&str> {
+        let units: BTreeSet<&str> = self
+            .rows
+            .iter()
+            .flat_map(|r| r.units.keys().map(String::as_str))
+            .collect();
+        units.into_iter().collect()
+    }
+
+    /// RFC 4180 CSV: a header (the grouping, requests, cost_usd,
+    /// unpriced_requests, then one column per unit) and one line per row.
+    pub fn to_csv(&self) -> String {
+        let units = self.unit_columns();
+        let mut header = vec![
+            self.group_by.as_str(),
+            "requests",
+            "cost_usd",
+            "unpriced_requests",
+        ];
+        header.extend(&units);
+        let mut out = header
+            .iter()
+            .map(|h| csv_field(h))
+            .collect::<Vec<_>>()
+            .join(",")
+            + "\n";
+        for r in &self.rows {
+            let mut fields = vec![
+                csv_field(&r.group),
+                r.requests.to_string(),
+                r.cost_usd.clone(),
+                r.unpriced_requests.to_string(),
+            ];
+            fields.extend(
+                units
+                    .iter()
+                    .map(|u| r.units.get(*u).copied().unwrap_or(0).to_string()),
+            );
+            out += &(fields.join(",") + "\n");
+        }
+        out
+    }
+}
+
+/// RFC 4180: quote a field holding a comma, quote or line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 /// Reads the report; shared by the API and the CLI.
@@ -78,10 +135,21 @@ pub async fn report<S: LedgerStore>(
     Ok(UsageReport::new(group_by, from, to, rows))
 }
 
+/// The report as JSON, or as CSV with `format=csv` (the dashboard's
+/// export).
 pub async fn get(
     State(api): State<Arc<Api>>,
     Query(q): Query<UsageQuery>,
-) -> Result<Json<UsageReport>, ApiError> {
+) -> Result<Response, ApiError> {
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(f) => {
+            return Err(ApiError::bad_request(format!(
+                "format must be json or csv (got {f:?})"
+            )));
+        }
+    };
     let group_by = match q.group_by.as_deref() {
         None => GroupBy::Service,
         Some(g) => GroupBy::parse(g).ok_or_else(|| {
@@ -95,5 +163,33 @@ pub async fn get(
     if from > to {
         return Err(ApiError::bad_request("from must not be after to"));
     }
-    Ok(Json(report(&api.store, group_by, from, to).await?))
+    let report = report(&api.store, group_by, from, to).await?;
+    if csv {
+        let name = format!(
+            "attachment; filename=\"blastdoor-usage-{}.csv\"",
+            group_by.as_str()
+        );
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (header::CONTENT_DISPOSITION, name),
+            ],
+            report.to_csv(),
+        )
+            .into_response());
+    }
+    Ok(Json(report).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn csv_fields_are_quoted_only_when_they_must_be() {
+        assert_eq!(csv_field("media"), "media");
+        assert_eq!(csv_field("ads, video"), "\"ads, video\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    }
 }
