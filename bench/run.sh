@@ -12,7 +12,10 @@
 #   WRK_THREADS     wrk threads                           (default 2)
 #   ONLY            comma list of targets: direct,nginx,blastdoor,metered (default all)
 #                   metered = blastdoor with an API key, a json meter, prices,
-#                   the usage ledger, a hard team budget and rate limits on
+#                   the usage ledger, a hard team budget and rate limits on;
+#                   traced = blastdoor exporting spans over OTLP (sampling 1.0,
+#                   to the upstream nginx, which answers 200) with the access
+#                   log written to a file
 #   BLASTDOOR_BIN   blastdoor binary (default $CARGO_TARGET_DIR/release/blastdoor
 #                   or <repo>/target/release/blastdoor)
 #   BENCH_AUTH      1: blastdoor's service requires an API key (created with
@@ -30,7 +33,7 @@ WARMUP=${BENCH_WARMUP:-2s}
 read -r -a WORKERS_LIST <<<"${BENCH_WORKERS:-1 2}"
 read -r -a CONNS_LIST <<<"${BENCH_CONNS:-50 200}"
 WRK_THREADS=${WRK_THREADS:-2}
-ONLY=${ONLY:-direct,nginx,blastdoor,metered}
+ONLY=${ONLY:-direct,nginx,blastdoor,metered,traced}
 BENCH_AUTH=${BENCH_AUTH:-0}
 # Extra request headers for wrk and curl (the API key with BENCH_AUTH=1).
 HDR=()
@@ -58,7 +61,7 @@ want() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 IFS=',' read -r -a only_items <<<"$ONLY"
 for t in "${only_items[@]}"; do
-    case $t in direct | nginx | blastdoor | metered) ;; *) die "ONLY: unknown target '$t' (use direct,nginx,blastdoor,metered)" ;; esac
+    case $t in direct | nginx | blastdoor | metered | traced) ;; *) die "ONLY: unknown target '$t' (use direct,nginx,blastdoor,metered,traced)" ;; esac
 done
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer"
 
@@ -278,6 +281,9 @@ run_blastdoor() {
     if [[ $target == metered ]]; then
         printf '%s\n' "$METERED_BLOCK" >>"$cfg"
     fi
+    if [[ $target == traced ]]; then
+        sed -i "s#^access = \"off\"#access = \"$TMP/$target-n$n-c$c-access.log\"\n[tracing]\notlp_endpoint = \"http://$UPSTREAM_ADDR/v1/traces\"\nsample_ratio = 1.0#" "$cfg"
+    fi
     if [[ $public == false ]]; then
         key=$("$BLASTDOOR_BIN" keys --config "$cfg" create --name bench --team bench 2>/dev/null)
         HDR=(-H "Authorization: Bearer $key")
@@ -311,7 +317,7 @@ log "blastdoor bench: $(nproc) cpus, $(uname -r), $("$NGINX" -v 2>&1), $(wrk -v 
 log "duration=$DURATION warmup=$WARMUP runs=$RUNS wrk_threads=$WRK_THREADS workers=(${WORKERS_LIST[*]}) conns=(${CONNS_LIST[*]}) only=$ONLY"
 
 BD_OK=0
-if want blastdoor || want metered; then
+if want blastdoor || want metered || want traced; then
     if [[ -x $BLASTDOOR_BIN ]]; then
         BD_OK=1
         log "blastdoor binary: $BLASTDOOR_BIN ($(date -r "$BLASTDOOR_BIN" '+%F %T'))"
@@ -352,6 +358,9 @@ for c in "${CONNS_LIST[@]}"; do
         fi
         if want metered && ((BD_OK)); then
             run_blastdoor metered "$n" "$c"
+        fi
+        if want traced && ((BD_OK)); then
+            run_blastdoor traced "$n" "$c"
         fi
     done
 done

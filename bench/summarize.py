@@ -20,7 +20,7 @@ COLUMNS = [
     "target", "workers", "conns", "run", "rps", "p50_us", "p99_us", "requests",
     "cpu_us_per_req", "rss_idle_kb", "rss_after_kb", "hwm_kb", "sock_errors", "non2xx",
 ]
-TARGETS = ["direct", "nginx", "blastdoor", "metered"]
+TARGETS = ["direct", "nginx", "blastdoor", "metered", "traced"]
 UNIT_US = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6}
 NAN = float("nan")
 
@@ -209,18 +209,22 @@ def cmd_report(argv):
                   f"{ratio(med('blastdoor', n, c, 'p50_us'), med('nginx', n, c, 'p50_us')):>9} "
                   f"{ratio(med('blastdoor', n, c, 'p99_us'), med('nginx', n, c, 'p99_us')):>9} "
                   f"{ratio(med('blastdoor', n, c, 'cpu_us_per_req'), med('nginx', n, c, 'cpu_us_per_req')):>9}")
-        m_rps = med("metered", n, c, "rps")
-        if b_rps is not None and m_rps is not None:
-            print(f"{n:>2} {c:>4}  {'met/plain':<10} {ratio(m_rps, b_rps):>9} "
-                  f"{ratio(med('metered', n, c, 'p50_us'), med('blastdoor', n, c, 'p50_us')):>9} "
-                  f"{ratio(med('metered', n, c, 'p99_us'), med('blastdoor', n, c, 'p99_us')):>9} "
-                  f"{ratio(med('metered', n, c, 'cpu_us_per_req'), med('blastdoor', n, c, 'cpu_us_per_req')):>9}")
+        for target, label in (("metered", "met/plain"), ("traced", "trc/plain")):
+            t_rps = med(target, n, c, "rps")
+            if b_rps is not None and t_rps is not None:
+                print(f"{n:>2} {c:>4}  {label:<10} {ratio(t_rps, b_rps):>9} "
+                      f"{ratio(med(target, n, c, 'p50_us'), med('blastdoor', n, c, 'p50_us')):>9} "
+                      f"{ratio(med(target, n, c, 'p99_us'), med('blastdoor', n, c, 'p99_us')):>9} "
+                      f"{ratio(med(target, n, c, 'cpu_us_per_req'), med('blastdoor', n, c, 'cpu_us_per_req')):>9}")
         print()
     if any(r["target"] == "blastdoor" for r in rows) and any(r["target"] == "nginx" for r in rows):
         print("bd/nginx ratios: req/s higher is better; p50, p99, cpu/req lower is better.")
     if any(r["target"] == "metered" for r in rows):
         print("met/plain: blastdoor with key, meter, prices, ledger, hard budget and rate limits "
               "over blastdoor as a plain proxy.")
+    if any(r["target"] == "traced" for r in rows):
+        print("trc/plain: blastdoor exporting a span per request and per upstream attempt over OTLP "
+              "(sampling 1.0) and writing the access log to a file, over blastdoor as a plain proxy.")
 
 
 def main():

@@ -41,7 +41,10 @@ async fn fixture(token: Option<&str>) -> Fixture {
     let gateway = Gateway::new(
         config,
         Arc::clone(&metrics),
-        AccessLog::disabled(),
+        blastdoor_proxy::Signals {
+            access_log: AccessLog::disabled(),
+            tracer: None,
+        },
         Default::default(),
         Arc::clone(&keys),
         Default::default(),

@@ -21,6 +21,7 @@ use blastdoor_config::Config;
 use blastdoor_ledger::WriterHandle;
 use blastdoor_proxy::Gateway;
 use blastdoor_store::SqlStore;
+use blastdoor_telemetry::otlp::ExporterHandle;
 use blastdoor_telemetry::{AccessLog, AccessLogFlush, Metrics};
 
 use crate::reload::Watched;
@@ -119,6 +120,8 @@ struct Running {
     admin_task: tokio::task::JoinHandle<std::io::Result<()>>,
     /// Flushes the access log when dropped, after everything else stopped.
     access_log_flush: Option<AccessLogFlush>,
+    /// Sends the last spans when stopped.
+    span_exporter: Option<ExporterHandle>,
 }
 
 /// Loads keys and JWKS, builds the gateway, starts the admin listener, the
@@ -150,6 +153,15 @@ async fn start(
     let key_sync_interval = config.store.key_sync_interval;
     let admin_token = config.server.admin_token.clone();
     let metrics = Arc::new(Metrics::new());
+    let (tracer, span_exporter) = match &config.tracing {
+        Some(t) => {
+            let (tracer, handle) = blastdoor_telemetry::otlp::start(t, metrics.tracing.clone())
+                .context("cannot start the span exporter")?;
+            tracing::info!(endpoint = %t.endpoint, sample_ratio = t.sample_ratio, "exporting spans over OTLP");
+            (Some(tracer), Some(handle))
+        }
+        None => (None, None),
+    };
     let (spool, ledger) = crate::ledger::start(&config, &store, &metrics).await?;
     // After the spool replay, so budgets start from every recorded cost.
     let (alerts_tx, alerts_rx) = tokio::sync::mpsc::channel(crate::alerts::QUEUE);
@@ -179,7 +191,7 @@ async fn start(
     let gw = Gateway::new(
         config,
         Arc::clone(&metrics),
-        access_log,
+        blastdoor_proxy::Signals { access_log, tracer },
         blastdoor_proxy::Usage {
             ledger: Some(spool),
             budgets: Arc::clone(&budgets),
@@ -261,6 +273,7 @@ async fn start(
         workers_drained,
         admin_task,
         access_log_flush: flush_on_exit,
+        span_exporter,
     })
 }
 
@@ -288,6 +301,10 @@ impl Running {
         // Every request has settled: the spool is complete.
         self.ledger.stop(crate::ledger::FLUSH_AT_STOP).await;
         self.store.close().await;
+        if let Some(exporter) = self.span_exporter {
+            // Joins a thread: off the async workers.
+            let _ = tokio::task::spawn_blocking(move || exporter.stop()).await;
+        }
         drop(self.access_log_flush);
     }
 }

@@ -29,6 +29,7 @@ pub fn compile(
     let server = cx.server(&raw.server);
     let store = cx.store(&raw.store);
     let log = cx.log(&raw.log);
+    let tracing = cx.tracing(raw.tracing.as_ref(), raw.tracing_span.clone());
     let auth = cx.auth(&raw.auth);
     let services = cx.services(&raw.services);
     if !cx.diags.is_empty() {
@@ -40,6 +41,7 @@ pub fn compile(
         server,
         store,
         log,
+        tracing,
         auth,
         services,
     })
@@ -657,6 +659,8 @@ mod contract;
 mod limits;
 #[path = "compile_price.rs"]
 mod price;
+#[path = "compile_tracing.rs"]
+mod tracing;
 
 #[cfg(test)]
 #[path = "compile_tests.rs"]

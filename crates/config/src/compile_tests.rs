@@ -497,10 +497,22 @@ fn access_log_rotation() {
         })
     );
     for (log, needle) in [
-        ("access = \"stdout\"\naccess_rotation = \"daily\"", "access_rotation needs a file access log"),
-        ("access = \"a.log\"\naccess_rotation = \"weekly\"", "access_rotation must be never, minutely, hourly or daily"),
-        ("access = \"a.log\"\naccess_max_files = 3", "access_max_files needs access_rotation"),
-        ("access = \"a.log\"\naccess_rotation = \"hourly\"\naccess_max_files = 0", "access_max_files must be between 1"),
+        (
+            "access = \"stdout\"\naccess_rotation = \"daily\"",
+            "access_rotation needs a file access log",
+        ),
+        (
+            "access = \"a.log\"\naccess_rotation = \"weekly\"",
+            "access_rotation must be never, minutely, hourly or daily",
+        ),
+        (
+            "access = \"a.log\"\naccess_max_files = 3",
+            "access_max_files needs access_rotation",
+        ),
+        (
+            "access = \"a.log\"\naccess_rotation = \"hourly\"\naccess_max_files = 0",
+            "access_max_files must be between 1",
+        ),
     ] {
         let diags = load(&format!("[log]\n{log}\n{svc}")).unwrap_err();
         assert!(diags.to_string().contains(needle), "{log}: {diags}");

@@ -17,8 +17,32 @@ pub struct Config {
     pub server: Server,
     pub store: Store,
     pub log: Log,
+    /// Span export over OTLP; None: no spans are made.
+    pub tracing: Option<Tracing>,
     pub auth: Auth,
     pub services: Vec<Service>,
+}
+
+/// Where and how often the gateway exports its spans (OTLP over HTTP
+/// with protobuf bodies).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tracing {
+    /// The full URL spans are POSTed to, e.g. `http://127.0.0.1:4318/v1/traces`.
+    pub endpoint: String,
+    /// `service.name` of the gateway's spans.
+    pub service_name: String,
+    /// The fraction of new traces recorded (0 to 1).
+    pub sample_ratio: f64,
+    /// Follow the caller's sampled flag when it sends a `traceparent`.
+    pub parent_based: bool,
+    /// Extra request headers for the collector (credentials, say).
+    pub headers: Vec<(String, Secret)>,
+    /// A batch is sent at least this often.
+    pub export_interval: Duration,
+    /// A batch the collector has not taken by then is dropped.
+    pub export_timeout: Duration,
+    /// Finished spans waiting for export; more are dropped and counted.
+    pub max_queue: usize,
 }
 
 /// Callers that authenticate without an API key.

@@ -9,7 +9,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::raw::RawConfig;
 
-const SECTIONS: &[&str] = &["server", "store", "log", "auth", "service"];
+const SECTIONS: &[&str] = &["server", "store", "log", "tracing", "auth", "service"];
 
 /// The sections that parsed, and the problems of those that did not. Syntax
 /// errors are fatal (nothing after them can be trusted); shape errors only
@@ -43,6 +43,10 @@ pub fn parse(path: &Path, text: &str) -> Result<(RawConfig, Diagnostics), Diagno
                 if let Some(v) = section(path, text, value, &mut diags) {
                     raw.log = v;
                 }
+            }
+            "tracing" => {
+                raw.tracing_span = Some(span);
+                raw.tracing = section(path, text, value, &mut diags);
             }
             "auth" => {
                 if let Some(v) = section(path, text, value, &mut diags) {

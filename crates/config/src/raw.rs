@@ -59,6 +59,20 @@ pub struct RawLog {
     pub level: Option<S<String>>,
 }
 
+/// `[tracing]`: spans exported over OTLP.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTracing {
+    pub otlp_endpoint: Option<S<String>>,
+    pub service_name: Option<S<String>>,
+    pub sample_ratio: Option<S<f64>>,
+    pub parent_based: Option<bool>,
+    pub headers: Option<std::collections::BTreeMap<String, S<String>>>,
+    pub export_interval: Option<S<String>>,
+    pub export_timeout: Option<S<String>>,
+    pub max_queue: Option<S<i64>>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawService {
@@ -203,6 +217,8 @@ pub struct RawConfig {
     pub server_span: Option<std::ops::Range<usize>>,
     pub store: RawStore,
     pub log: RawLog,
+    pub tracing: Option<RawTracing>,
+    pub tracing_span: Option<std::ops::Range<usize>>,
     pub auth: RawAuth,
     pub services: Vec<RawService>,
 }

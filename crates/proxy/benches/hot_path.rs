@@ -81,7 +81,7 @@ fn headers(c: &mut Criterion) {
     c.bench_function("request_header_rewrite", |b| {
         b.iter(|| {
             let mut h = template.clone();
-            let trace = TraceContext::continue_or_start(h.get("traceparent"));
+            let trace = TraceContext::continue_or_start(h.get("traceparent"), None);
             let hop = Hop {
                 client: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)),
                 tls: false,

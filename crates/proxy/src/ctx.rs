@@ -63,6 +63,25 @@ pub struct RequestCtx {
     pub admitted: bool,
     /// The estimated cost held on the caller's budgets until settle.
     pub reservation: Option<blastdoor_budget::Reservation>,
+    /// Spans are recorded for this request (tracing is on and the trace
+    /// is sampled).
+    pub traced: bool,
+    /// Each upstream attempt of a traced request, in order.
+    pub attempt_spans: Vec<AttemptSpan>,
+}
+
+/// One upstream attempt, for its client span.
+#[derive(Debug, Clone)]
+pub struct AttemptSpan {
+    /// Sent upstream in this attempt's `traceparent`.
+    pub span_id: u64,
+    pub upstream: String,
+    pub start: Instant,
+    /// None: the relayed attempt, which ends when the response does.
+    pub end: Option<Instant>,
+    pub status: Option<u16>,
+    /// What went wrong, when no response came.
+    pub error: Option<&'static str>,
 }
 
 impl RequestCtx {
@@ -101,6 +120,8 @@ impl RequestCtx {
             bytes_in: 0,
             admitted: false,
             reservation: None,
+            traced: false,
+            attempt_spans: Vec::new(),
         }
     }
 

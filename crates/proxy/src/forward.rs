@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::balance;
 use crate::body::{BodyTooLarge, CallerBodyError, RequestBody};
 use crate::client::Clients;
-use crate::ctx::RequestCtx;
+use crate::ctx::{AttemptSpan, RequestCtx};
 use crate::endpoint::Endpoint;
 use crate::error::GatewayError;
 use crate::snapshot::ServiceRuntime;
@@ -93,11 +93,35 @@ pub async fn forward(
         } else {
             std::mem::take(&mut out.headers)
         };
+        let mut headers = headers;
+        // A traced request's attempts are each a child span of its own.
+        let span_id = ctx.traced.then(|| fastrand::u64(1..));
+        if let Some(id) = span_id {
+            headers.insert(&crate::headers::TRACEPARENT, ctx.trace.child_header(id));
+        }
         let req = build_request(&endpoint, cfg.upstream_protocol, &out, headers, this_body)?;
         let in_flight = endpoint.start();
         let sent = Instant::now();
         let result = tokio::time::timeout_at(deadline, client.request(req)).await;
         let elapsed = sent.elapsed();
+        if let Some(span_id) = span_id {
+            ctx.attempt_spans.push(AttemptSpan {
+                span_id,
+                upstream: endpoint.upstream.url.clone(),
+                start: sent,
+                end: Some(sent + elapsed),
+                status: match &result {
+                    Ok(Ok(resp)) => Some(resp.status().as_u16()),
+                    _ => None,
+                },
+                error: match &result {
+                    Err(_) => Some("timeout"),
+                    Ok(Err(e)) if e.is_connect() => Some("connect"),
+                    Ok(Err(_)) => Some("transport"),
+                    Ok(Ok(_)) => None,
+                },
+            });
+        }
         ctx.upstream_total += elapsed;
         let may_retry = |never_sent: bool| {
             (never_sent || idempotent)
@@ -124,6 +148,10 @@ pub async fn forward(
                     endpoint.record_success(elapsed);
                 }
                 if !(is_retryable_status(status) && may_retry(false)) {
+                    // The relayed attempt's span ends with the response.
+                    if let Some(last) = ctx.attempt_spans.last_mut().filter(|_| span_id.is_some()) {
+                        last.end = None;
+                    }
                     ctx.upstream = Some(in_flight);
                     ctx.upstream_elapsed = Some(elapsed);
                     return Ok(resp);

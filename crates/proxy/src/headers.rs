@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use blastdoor_auth::Caller;
 use blastdoor_config::UpstreamAuth;
+use blastdoor_telemetry::otlp::Tracer;
 use http::HeaderMap;
 use http::header::{
     AUTHORIZATION, CONNECTION, HOST, HeaderName, HeaderValue, TE, TRAILER, TRANSFER_ENCODING,
@@ -186,32 +187,53 @@ fn write_hex(mut v: u128, out: &mut [u8]) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TraceContext {
     pub trace_id: u128,
-    /// The span id the gateway sends upstream as the parent.
+    /// The gateway's own span (the server span of a traced request).
     pub span_id: u64,
     pub flags: u8,
+    /// The caller's span, when it sent a valid `traceparent`.
+    pub parent_span_id: Option<u64>,
 }
 
 impl TraceContext {
     /// Continues the caller's trace if its `traceparent` is valid (version
-    /// 00 layout, non-zero ids), else starts a new sampled one. Either way
-    /// the gateway's hop gets a fresh span id.
-    pub fn continue_or_start(incoming: Option<&HeaderValue>) -> TraceContext {
+    /// 00 layout, non-zero ids), else starts a new one. Either way the
+    /// gateway's hop gets a fresh span id. With a tracer the sampled flag
+    /// is its decision; without one, the caller's flags pass on and new
+    /// traces are marked sampled.
+    pub fn continue_or_start(
+        incoming: Option<&HeaderValue>,
+        tracer: Option<&Tracer>,
+    ) -> TraceContext {
         let span_id = fastrand::u64(1..);
-        match incoming
+        let parsed = incoming
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_traceparent)
-        {
-            Some((trace_id, flags)) => TraceContext {
-                trace_id,
-                span_id,
-                flags,
-            },
-            None => TraceContext {
-                trace_id: fastrand::u128(1..),
-                span_id,
-                flags: 1,
-            },
+            .and_then(parse_traceparent);
+        let (trace_id, parent_span_id, flags) = match parsed {
+            Some((trace_id, parent, flags)) => (trace_id, Some(parent), flags),
+            None => (fastrand::u128(1..), None, 1),
+        };
+        let flags = match tracer {
+            Some(t) => {
+                let parent_sampled = parent_span_id.map(|_| flags & 1 == 1);
+                (flags & !1) | u8::from(t.sample(trace_id, parent_sampled))
+            }
+            None => flags,
+        };
+        TraceContext {
+            trace_id,
+            span_id,
+            flags,
+            parent_span_id,
         }
+    }
+
+    pub fn sampled(&self) -> bool {
+        self.flags & 1 == 1
+    }
+
+    /// The `traceparent` of a child span (an upstream attempt).
+    pub fn child_header(&self, span_id: u64) -> HeaderValue {
+        TraceContext { span_id, ..*self }.header_value()
     }
 
     /// The trace id as 32 hex digits, as logs and tools show it.
@@ -238,7 +260,8 @@ fn is_lower_hex(s: &str) -> bool {
 }
 
 /// `version-traceid-parentid-flags`; returns (trace id, flags).
-fn parse_traceparent(s: &str) -> Option<(u128, u8)> {
+/// (trace id, parent span id, flags) of a valid `traceparent`.
+fn parse_traceparent(s: &str) -> Option<(u128, u64, u8)> {
     let mut parts = s.trim().split('-');
     let (version, trace_id, parent_id, flags) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
@@ -262,6 +285,7 @@ fn parse_traceparent(s: &str) -> Option<(u128, u8)> {
     }
     Some((
         u128::from_str_radix(trace_id, 16).ok()?,
+        u64::from_str_radix(parent_id, 16).ok()?,
         u8::from_str_radix(flags, 16).ok()?,
     ))
 }
@@ -336,7 +360,7 @@ mod tests {
     fn traceparent_is_continued_or_started() {
         let incoming =
             HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
-        let t = TraceContext::continue_or_start(Some(&incoming));
+        let t = TraceContext::continue_or_start(Some(&incoming), None);
         assert_eq!(t.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_ne!(
             t.span_id, 0x00f0_67aa_0ba9_02b7,
@@ -361,7 +385,7 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
             "garbage",
         ] {
-            let t = TraceContext::continue_or_start(Some(&HeaderValue::from_static(bad)));
+            let t = TraceContext::continue_or_start(Some(&HeaderValue::from_static(bad)), None);
             assert_ne!(
                 t.trace_id_hex(),
                 "4bf92f3577b34da6a3ce929d0e0e4736",

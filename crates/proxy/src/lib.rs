@@ -24,6 +24,7 @@ pub mod route;
 pub mod server;
 pub mod settle;
 pub mod snapshot;
+pub mod spans;
 pub mod stream_usage;
 pub mod tls;
 pub mod upgrade;
@@ -36,6 +37,7 @@ use blastdoor_budget::Book;
 use blastdoor_cluster::Buckets;
 use blastdoor_config::Config;
 use blastdoor_ledger::Spool;
+use blastdoor_telemetry::otlp::Tracer;
 use blastdoor_telemetry::{AccessLog, Metrics};
 use tokio_util::task::TaskTracker;
 
@@ -54,6 +56,14 @@ pub struct Usage {
     pub buckets: Option<Arc<Buckets>>,
 }
 
+/// Where the gateway tells what each request did, besides metrics.
+#[derive(Debug)]
+pub struct Signals {
+    pub access_log: AccessLog,
+    /// Spans of sampled requests; None: tracing is off.
+    pub tracer: Option<Arc<Tracer>>,
+}
+
 /// The running gateway: the current config snapshot and what outlives it.
 #[derive(Debug)]
 pub struct Gateway {
@@ -68,6 +78,8 @@ pub struct Gateway {
     /// every limit holds per node.
     pub(crate) buckets: Option<Arc<Buckets>>,
     pub metrics: Arc<Metrics>,
+    /// Where sampled requests' spans go; None: tracing is off.
+    pub(crate) tracer: Option<Arc<Tracer>>,
     /// API keys, checked in memory on every request.
     pub keys: Arc<KeyCache>,
     /// JWT issuers and their current keys; replaced on reload.
@@ -81,7 +93,7 @@ impl Gateway {
     pub fn new(
         config: Config,
         metrics: Arc<Metrics>,
-        access_log: AccessLog,
+        signals: Signals,
         usage: Usage,
         keys: Arc<KeyCache>,
         tracker: TaskTracker,
@@ -92,7 +104,14 @@ impl Gateway {
         Arc::new(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             clients,
-            settler: Settler::new(&metrics, access_log, usage.ledger, usage.buckets.clone()),
+            settler: Settler::new(
+                &metrics,
+                signals.access_log,
+                signals.tracer.clone(),
+                usage.ledger,
+                usage.buckets.clone(),
+            ),
+            tracer: signals.tracer,
             budgets: usage.budgets,
             buckets: usage.buckets,
             metrics,

@@ -72,7 +72,7 @@ async fn run(
     parts: &mut Parts,
     body: Incoming,
 ) -> Result<(Response<Relay>, Option<Box<Meter>>), GatewayError> {
-    accept(ctx, parts)?;
+    accept(gw, ctx, parts)?;
     let svc = resolve_route(snapshot, ctx, parts)?;
     authenticate::authenticate(gw, &svc, ctx, &parts.headers)?;
     limits::admit(gw.buckets.as_deref(), &svc, ctx).await?;
@@ -156,13 +156,17 @@ async fn meter_up_front(
 
 /// Request id and trace context first (every answer carries them), then
 /// framing and path checks.
-fn accept(ctx: &mut RequestCtx, parts: &Parts) -> Result<(), GatewayError> {
+fn accept(gw: &Gateway, ctx: &mut RequestCtx, parts: &Parts) -> Result<(), GatewayError> {
     ctx.request_id = parts
         .headers
         .get(&X_REQUEST_ID)
         .and_then(headers::valid_request_id)
         .map_or_else(headers::new_id, str::to_string);
-    ctx.trace = headers::TraceContext::continue_or_start(parts.headers.get(&headers::TRACEPARENT));
+    ctx.trace = headers::TraceContext::continue_or_start(
+        parts.headers.get(&headers::TRACEPARENT),
+        gw.tracer.as_deref(),
+    );
+    ctx.traced = gw.tracer.is_some() && ctx.trace.sampled();
     framing::check(&parts.method, parts.version, &parts.headers)
         .map_err(|e| GatewayError::new(ErrorCode::BadRequest, e.0))?;
     ctx.path = path::normalize(parts.uri.path())

@@ -12,6 +12,7 @@ use blastdoor_ledger::{LedgerRecord, Spool};
 use blastdoor_meter::{MeterSpec, Priced, Usage};
 
 use blastdoor_telemetry::metrics::NO_SERVICE;
+use blastdoor_telemetry::otlp::Tracer;
 use blastdoor_telemetry::{AccessLog, AccessRecord, Metrics, ServiceMetrics};
 
 use crate::ctx::RequestCtx;
@@ -35,6 +36,8 @@ struct SettleShared {
     metrics: Arc<Metrics>,
     /// Units limits shared by the cluster, charged at settle.
     buckets: Option<Arc<Buckets>>,
+    /// Where sampled requests' spans go.
+    tracer: Option<Arc<Tracer>>,
 }
 
 /// Of records the spool refuses, one in this many is logged.
@@ -47,6 +50,7 @@ impl Settler {
     pub fn new(
         metrics: &Arc<Metrics>,
         access_log: AccessLog,
+        tracer: Option<Arc<Tracer>>,
         spool: Option<Arc<Spool>>,
         buckets: Option<Arc<Buckets>>,
     ) -> Self {
@@ -59,6 +63,7 @@ impl Settler {
                 dropped: AtomicU64::new(0),
                 metrics: Arc::clone(metrics),
                 buckets,
+                tracer,
             }),
         }
     }
@@ -135,6 +140,11 @@ impl Settler {
         }
         if ctx.admitted {
             self.record(&ctx, total, complete, usage.as_ref(), priced.as_ref());
+        }
+        if let Some(tracer) = &self.shared.tracer
+            && ctx.trace.sampled()
+        {
+            crate::spans::record(tracer, &mut ctx, complete, usage.as_ref(), priced.as_ref());
         }
         if !self.shared.access_log.enabled() {
             return;

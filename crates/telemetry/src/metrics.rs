@@ -69,6 +69,11 @@ struct ContractLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
@@ -104,6 +109,7 @@ pub struct Metrics {
     /// Store queries made by this process (refreshed when scraped).
     pub store_queries: Gauge,
     pub ledger: LedgerMetrics,
+    pub tracing: TracingMetrics,
     /// Redis calls that failed or timed out (the node then decided alone).
     pub redis_errors: Counter,
     budget_remaining: Family<BudgetLabels, Gauge<f64, AtomicU64>>,
@@ -113,6 +119,16 @@ pub struct Metrics {
     /// Each service's recent traffic for the dashboard, kept across
     /// reloads; locked only when a snapshot is built or the dashboard reads.
     recent: Mutex<HashMap<String, Arc<Recent>>>,
+}
+
+/// The span exporter's counts.
+#[derive(Debug, Clone, Default)]
+pub struct TracingMetrics {
+    pub exported: Counter,
+    /// The queue to the exporter was full.
+    pub dropped_queue_full: Counter,
+    /// The collector refused a batch, failed or did not answer in time.
+    pub dropped_export_failed: Counter,
 }
 
 /// The ledger's path from spool to store.
@@ -247,6 +263,35 @@ impl Metrics {
             "Bytes of usage records waiting in the local spool",
             ledger.spool_bytes.clone(),
         );
+        let tracing = TracingMetrics::default();
+        registry.register(
+            "blastdoor_otlp_spans_exported",
+            "Spans the OTLP collector accepted",
+            tracing.exported.clone(),
+        );
+        let dropped = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "blastdoor_otlp_spans_dropped",
+            "Spans not exported: the queue was full (queue_full) or the collector failed (export_failed)",
+            dropped.clone(),
+        );
+        // One statement each: a family's read guard lives to the end of
+        // its statement, and the next get_or_create needs the write lock.
+        let dropped_queue_full = dropped
+            .get_or_create(&ReasonLabels {
+                reason: "queue_full",
+            })
+            .clone();
+        let dropped_export_failed = dropped
+            .get_or_create(&ReasonLabels {
+                reason: "export_failed",
+            })
+            .clone();
+        let tracing = TracingMetrics {
+            dropped_queue_full,
+            dropped_export_failed,
+            ..tracing
+        };
         let redis_errors = Counter::default();
         registry.register(
             "blastdoor_redis_errors",
@@ -279,6 +324,7 @@ impl Metrics {
         );
         Metrics {
             recent: Mutex::default(),
+            tracing,
             contract_violations,
             undocumented,
             redis_errors,

@@ -1,0 +1,522 @@
+//! Spans out over OTLP (HTTP, protobuf bodies), never in a request's way.
+//!
+//! The proxy builds a [`SpanRecord`] for each sampled request and upstream
+//! attempt when the request settles (start and end are known then, so no
+//! span lives across an await) and hands it over with one non-blocking
+//! send. A thread of its own batches them, encodes the OTLP protobuf and
+//! POSTs it. When the collector is slow or gone, the queue fills and spans
+//! are dropped and counted (`blastdoor_otlp_spans_dropped_total`): requests
+//! never wait and memory stays bounded.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use blastdoor_config::Tracing;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Request, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use prometheus_client::metrics::counter::Counter;
+use prost::Message;
+use tokio::sync::mpsc;
+
+use crate::metrics::TracingMetrics;
+
+/// Spans per request to the collector.
+const MAX_BATCH: usize = 512;
+
+/// What a span says about itself: an attribute's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Str(String),
+    Int(i64),
+    Bool(bool),
+    Double(f64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The gateway answering its caller.
+    Server,
+    /// One attempt to reach an upstream.
+    Client,
+}
+
+/// One finished span, as the request path hands it over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanRecord {
+    pub trace_id: u128,
+    pub span_id: u64,
+    /// 0: a root span.
+    pub parent_span_id: u64,
+    /// The parent is the caller's span (in another process).
+    pub remote_parent: bool,
+    pub kind: Kind,
+    pub name: String,
+    pub start_unix_nanos: u64,
+    pub end_unix_nanos: u64,
+    /// Marks the span failed (status ERROR), with a message.
+    pub error: Option<String>,
+    pub attributes: Vec<(&'static str, Value)>,
+}
+
+/// Hands finished spans to the exporter thread; cheap to share.
+#[derive(Debug)]
+pub struct Tracer {
+    tx: mpsc::Sender<SpanRecord>,
+    /// `sample_ratio` as a threshold on 63 bits of the trace id, the way
+    /// OpenTelemetry's TraceIdRatioBased sampler decides, so that every
+    /// process of a trace decides alike.
+    threshold: u64,
+    parent_based: bool,
+    dropped_queue_full: Counter,
+}
+
+impl Tracer {
+    /// Whether a trace is recorded: the caller's flag when it sent one (and
+    /// `parent_based`), else the ratio applied to the trace id.
+    pub fn sample(&self, trace_id: u128, parent_sampled: Option<bool>) -> bool {
+        match parent_sampled {
+            Some(sampled) if self.parent_based => sampled,
+            _ => ((trace_id as u64) >> 1) < self.threshold,
+        }
+    }
+
+    /// Queues a finished span; a full queue drops it (and counts it).
+    pub fn record(&self, span: SpanRecord) {
+        if self.tx.try_send(span).is_err() {
+            self.dropped_queue_full.inc();
+        }
+    }
+}
+
+/// Stops the exporter: what is queued is sent, within the export timeout.
+#[derive(Debug)]
+pub struct ExporterHandle {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ExporterHandle {
+    pub fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Starts the exporter thread.
+pub fn start(
+    config: &Tracing,
+    metrics: TracingMetrics,
+) -> std::io::Result<(Arc<Tracer>, ExporterHandle)> {
+    let (tx, rx) = mpsc::channel(config.max_queue);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let exporter = Exporter::new(config, metrics.clone())?;
+    let thread = std::thread::Builder::new()
+        .name("otlp-export".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match runtime {
+                Ok(rt) => rt.block_on(exporter.run(rx, stop_rx)),
+                Err(e) => tracing::error!(error = %e, "cannot start the span exporter"),
+            }
+        })?;
+    let threshold = (config.sample_ratio * (1u64 << 63) as f64) as u64;
+    Ok((
+        Arc::new(Tracer {
+            tx,
+            threshold,
+            parent_based: config.parent_based,
+            dropped_queue_full: metrics.dropped_queue_full,
+        }),
+        ExporterHandle {
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        },
+    ))
+}
+
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+struct Exporter {
+    client: HttpsClient,
+    endpoint: http::Uri,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    interval: Duration,
+    timeout: Duration,
+    resource: Resource,
+    metrics: TracingMetrics,
+    /// Export failures in a row; the log speaks at the first and then
+    /// every hundredth, so a dead collector does not flood it.
+    failures: u64,
+}
+
+impl Exporter {
+    fn new(config: &Tracing, metrics: TracingMetrics) -> std::io::Result<Exporter> {
+        let endpoint = config
+            .endpoint
+            .parse()
+            .map_err(|e| std::io::Error::other(format!("otlp_endpoint: {e}")))?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(config.export_timeout));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let headers = config
+            .headers
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((
+                    HeaderName::from_bytes(name.as_bytes()).ok()?,
+                    HeaderValue::from_str(value.expose()).ok()?,
+                ))
+            })
+            .collect();
+        Ok(Exporter {
+            client: Client::builder(TokioExecutor::new()).build(https),
+            endpoint,
+            headers,
+            interval: config.export_interval,
+            timeout: config.export_timeout,
+            resource: Resource {
+                attributes: vec![
+                    kv("service.name", Value::Str(config.service_name.clone())),
+                    kv(
+                        "service.version",
+                        Value::Str(env!("CARGO_PKG_VERSION").into()),
+                    ),
+                    kv("telemetry.sdk.name", Value::Str("blastdoor".into())),
+                    kv("telemetry.sdk.language", Value::Str("rust".into())),
+                ],
+            },
+            metrics,
+            failures: 0,
+        })
+    }
+
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<SpanRecord>,
+        mut stop: tokio::sync::oneshot::Receiver<()>,
+    ) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let room = MAX_BATCH - batch.len();
+            tokio::select! {
+                n = rx.recv_many(&mut batch, room) => {
+                    if n == 0 {
+                        break;
+                    }
+                    if batch.len() < MAX_BATCH {
+                        continue;
+                    }
+                }
+                _ = tick.tick() => {}
+                _ = &mut stop => break,
+            }
+            if !batch.is_empty() {
+                self.export(std::mem::take(&mut batch)).await;
+            }
+        }
+        // Stopping: what is queued now goes in one last round.
+        while let Ok(span) = rx.try_recv() {
+            batch.push(span);
+            if batch.len() == MAX_BATCH {
+                self.export(std::mem::take(&mut batch)).await;
+            }
+        }
+        if !batch.is_empty() {
+            self.export(batch).await;
+        }
+    }
+
+    async fn export(&mut self, spans: Vec<SpanRecord>) {
+        let n = spans.len() as u64;
+        let body = encode(&self.resource, spans);
+        let mut req = Request::post(self.endpoint.clone())
+            .header(header::CONTENT_TYPE, "application/x-protobuf")
+            .body(Full::new(Bytes::from(body)));
+        if let Ok(req) = &mut req {
+            for (name, value) in &self.headers {
+                req.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        let Ok(req) = req else { return };
+        let sent = tokio::time::timeout(self.timeout, async {
+            let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
+            let status = resp.status();
+            // Read the (small) answer so the connection can be reused.
+            let _ = resp.into_body().collect().await;
+            if status.is_success() {
+                Ok(())
+            } else {
+                Err(format!("the collector answered {status}"))
+            }
+        })
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {:?}", self.timeout)));
+        match sent {
+            Ok(()) => {
+                self.metrics.exported.inc_by(n);
+                if self.failures > 0 {
+                    tracing::info!(
+                        failures = self.failures,
+                        "the OTLP collector takes spans again"
+                    );
+                }
+                self.failures = 0;
+            }
+            Err(e) => {
+                self.metrics.dropped_export_failed.inc_by(n);
+                if self.failures.is_multiple_of(100) {
+                    tracing::warn!(endpoint = %self.endpoint, error = %e, spans = n, "spans could not be exported and were dropped");
+                }
+                self.failures += 1;
+            }
+        }
+    }
+}
+
+// --- The OTLP protobuf messages we send (opentelemetry-proto's
+// trace/v1/trace.proto and common/v1/common.proto, the fields we fill). ---
+
+#[derive(Clone, PartialEq, Message)]
+struct ExportTraceServiceRequest {
+    #[prost(message, repeated, tag = "1")]
+    resource_spans: Vec<ResourceSpans>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct ResourceSpans {
+    #[prost(message, optional, tag = "1")]
+    resource: Option<Resource>,
+    #[prost(message, repeated, tag = "2")]
+    scope_spans: Vec<ScopeSpans>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Resource {
+    #[prost(message, repeated, tag = "1")]
+    attributes: Vec<KeyValue>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct ScopeSpans {
+    #[prost(message, optional, tag = "1")]
+    scope: Option<InstrumentationScope>,
+    #[prost(message, repeated, tag = "2")]
+    spans: Vec<Span>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct InstrumentationScope {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "2")]
+    version: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Span {
+    #[prost(bytes = "vec", tag = "1")]
+    trace_id: Vec<u8>,
+    #[prost(bytes = "vec", tag = "2")]
+    span_id: Vec<u8>,
+    #[prost(bytes = "vec", tag = "4")]
+    parent_span_id: Vec<u8>,
+    #[prost(string, tag = "5")]
+    name: String,
+    #[prost(int32, tag = "6")]
+    kind: i32,
+    #[prost(fixed64, tag = "7")]
+    start_time_unix_nano: u64,
+    #[prost(fixed64, tag = "8")]
+    end_time_unix_nano: u64,
+    #[prost(message, repeated, tag = "9")]
+    attributes: Vec<KeyValue>,
+    #[prost(message, optional, tag = "15")]
+    status: Option<Status>,
+    #[prost(fixed32, tag = "16")]
+    flags: u32,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Status {
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(int32, tag = "3")]
+    code: i32,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct KeyValue {
+    #[prost(string, tag = "1")]
+    key: String,
+    #[prost(message, optional, tag = "2")]
+    value: Option<AnyValue>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct AnyValue {
+    #[prost(oneof = "any_value::Value", tags = "1, 2, 3, 4")]
+    value: Option<any_value::Value>,
+}
+
+mod any_value {
+    /// `AnyValue.value`: string_value (1), bool_value (2), int_value (3),
+    /// double_value (4).
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Value {
+        #[prost(string, tag = "1")]
+        String(String),
+        #[prost(bool, tag = "2")]
+        Bool(bool),
+        #[prost(int64, tag = "3")]
+        Int(i64),
+        #[prost(double, tag = "4")]
+        Double(f64),
+    }
+}
+
+/// OTLP's SpanKind and StatusCode values.
+const SPAN_KIND_SERVER: i32 = 2;
+const SPAN_KIND_CLIENT: i32 = 3;
+const STATUS_CODE_ERROR: i32 = 2;
+/// Span flags: the W3C sampled bit, "is the parent remote known", "is it".
+const FLAG_SAMPLED: u32 = 0x01;
+const FLAG_HAS_IS_REMOTE: u32 = 0x100;
+const FLAG_IS_REMOTE: u32 = 0x200;
+
+fn kv(key: &str, value: Value) -> KeyValue {
+    use any_value::Value as V;
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue {
+            value: Some(match value {
+                Value::Str(s) => V::String(s),
+                Value::Int(i) => V::Int(i),
+                Value::Bool(b) => V::Bool(b),
+                Value::Double(d) => V::Double(d),
+            }),
+        }),
+    }
+}
+
+fn span(r: SpanRecord) -> Span {
+    let remote = r.parent_span_id != 0 && r.remote_parent;
+    Span {
+        trace_id: r.trace_id.to_be_bytes().to_vec(),
+        span_id: r.span_id.to_be_bytes().to_vec(),
+        parent_span_id: if r.parent_span_id == 0 {
+            Vec::new()
+        } else {
+            r.parent_span_id.to_be_bytes().to_vec()
+        },
+        name: r.name,
+        kind: match r.kind {
+            Kind::Server => SPAN_KIND_SERVER,
+            Kind::Client => SPAN_KIND_CLIENT,
+        },
+        start_time_unix_nano: r.start_unix_nanos,
+        end_time_unix_nano: r.end_unix_nanos,
+        attributes: r.attributes.into_iter().map(|(k, v)| kv(k, v)).collect(),
+        status: r.error.map(|message| Status {
+            message,
+            code: STATUS_CODE_ERROR,
+        }),
+        flags: FLAG_SAMPLED | FLAG_HAS_IS_REMOTE | if remote { FLAG_IS_REMOTE } else { 0 },
+    }
+}
+
+/// One `ExportTraceServiceRequest` holding `spans`.
+fn encode(resource: &Resource, spans: Vec<SpanRecord>) -> Vec<u8> {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(resource.clone()),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "blastdoor".into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                }),
+                spans: spans.into_iter().map(span).collect(),
+            }],
+        }],
+    }
+    .encode_to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tracer whose queue holds one span (and the queue's far end).
+    fn tracer(ratio: f64, parent_based: bool) -> (Tracer, mpsc::Receiver<SpanRecord>) {
+        let (tx, rx) = mpsc::channel(1);
+        let tracer = Tracer {
+            tx,
+            threshold: (ratio * (1u64 << 63) as f64) as u64,
+            parent_based,
+            dropped_queue_full: Counter::default(),
+        };
+        (tracer, rx)
+    }
+
+    #[test]
+    fn sampling_follows_the_parent_or_the_ratio() {
+        let (all, _) = tracer(1.0, true);
+        let (none, _) = tracer(0.0, true);
+        assert!(all.sample(42, None));
+        assert!(!none.sample(42, None));
+        assert!(none.sample(42, Some(true)), "a sampled caller wins");
+        assert!(!all.sample(42, Some(false)), "so does an unsampled one");
+        assert!(
+            !tracer(0.0, false).0.sample(42, Some(true)),
+            "unless told not to follow"
+        );
+        // Half the trace ids, decided by their low 63 bits.
+        let (half, _) = tracer(0.5, true);
+        let kept = (0..10_000u128)
+            .filter(|i| half.sample(fastrand::u128(..) ^ i, None))
+            .count();
+        assert!((4_000..6_000).contains(&kept), "{kept}");
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts() {
+        let (t, mut queue) = tracer(1.0, true);
+        let span = SpanRecord {
+            trace_id: 1,
+            span_id: 2,
+            parent_span_id: 0,
+            remote_parent: false,
+            kind: Kind::Server,
+            name: "GET".into(),
+            start_unix_nanos: 1,
+            end_unix_nanos: 2,
+            error: None,
+            attributes: vec![],
+        };
+        t.record(span.clone());
+        t.record(span.clone());
+        assert_eq!(
+            t.dropped_queue_full.get(),
+            1,
+            "the second found the queue full"
+        );
+        assert_eq!(queue.try_recv().ok(), Some(span));
+    }
+}
