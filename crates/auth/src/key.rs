@@ -91,7 +91,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// `n` base62 characters, uniformly distributed (rejection sampling).
-fn random_base62(n: usize) -> Result<String, getrandom::Error> {
+pub fn random_base62(n: usize) -> Result<String, getrandom::Error> {
     let mut out = String::with_capacity(n);
     let mut buf = [0u8; 64];
     while out.len() < n {

@@ -29,21 +29,26 @@ async fn demo_serves_the_chat_simulator_through_the_gateway() {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let (mut proxy, mut admin) = (None, None);
+        let (mut proxy, mut admin, mut token) = (None, None, None);
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let url = line.split_whitespace().nth(1).map(str::to_string);
             if line.trim_start().starts_with("proxy ") {
                 proxy = url;
             } else if line.trim_start().starts_with("admin ") {
                 admin = url;
+            } else if line.trim_start().starts_with("dashboard ") {
+                token = line
+                    .split_whitespace()
+                    .last()
+                    .map(|t| t.trim_end_matches(')').to_string());
             }
-            if let (Some(p), Some(a)) = (&proxy, &admin) {
-                let _ = tx.send((p.clone(), a.clone()));
+            if let (Some(p), Some(a), Some(t)) = (&proxy, &admin, &token) {
+                let _ = tx.send((p.clone(), a.clone(), t.clone()));
                 return;
             }
         }
     });
-    let (proxy, admin) = rx
+    let (proxy, admin, token) = rx
         .recv_timeout(blastdoor_testkit::WAIT)
         .expect("the demo printed no URLs");
     let c = Client::http1();
@@ -74,6 +79,21 @@ async fn demo_serves_the_chat_simulator_through_the_gateway() {
     c.get(&format!("{proxy}/nowhere"))
         .await
         .problem("route_not_found");
+    // The dashboard opens with the token the banner shows.
+    assert!(
+        c.get(&format!("{admin}/"))
+            .await
+            .text()
+            .contains("/assets/app.js")
+    );
+    let services = bearer_get(
+        &c,
+        &format!("{admin}/v1/services"),
+        &format!("Bearer {token}"),
+    )
+    .await;
+    assert_eq!(services.status, StatusCode::OK, "{}", services.text());
+    assert_eq!(services.json()[0]["name"], "chat");
     let metrics = c.get(&format!("{admin}/metrics")).await.text();
     assert!(
         metrics.contains(

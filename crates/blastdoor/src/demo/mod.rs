@@ -39,15 +39,19 @@ async fn demo(args: DemoArgs) -> Result<()> {
 
     let listen = free_or_any(args.listen).await;
     let admin = free_or_any(args.admin_listen).await;
-    let text = config_text(listen, admin, chat_addr);
+    // The dashboard's login: new each run, shown in the banner.
+    let token =
+        blastdoor_auth::key::random_base62(24).context("no random source for the admin token")?;
+    let text = config_text(listen, admin, chat_addr, &token);
     let config = blastdoor_config::load_str(Path::new("demo.toml"), &text, &|name| {
         std::env::var(name).ok()
     })
     .map_err(|d| anyhow::anyhow!("the demo config is invalid (a bug):\n{d}"))?;
     let (tx, rx) = tokio::sync::oneshot::channel();
+    let banner_token = token.clone();
     tokio::spawn(async move {
         if let Ok(bound) = rx.await {
-            print_banner(bound);
+            print_banner(bound, &banner_token);
         }
     });
     let result = serve::serve(config, None, Some(tx)).await;
@@ -63,12 +67,13 @@ async fn free_or_any(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-fn config_text(listen: SocketAddr, admin: SocketAddr, chat: SocketAddr) -> String {
+fn config_text(listen: SocketAddr, admin: SocketAddr, chat: SocketAddr, token: &str) -> String {
     format!(
         r#"
 [server]
 listen = "{listen}"
 admin_listen = "{admin}"
+admin_token = "{token}"
 
 [store]
 url = "sqlite://.blastdoor-demo/blastdoor.db"
@@ -94,15 +99,16 @@ output_tokens = "0.60/1M"
     )
 }
 
-fn print_banner(b: Bound) {
+fn print_banner(b: Bound, token: &str) {
     let p = b.proxy;
     let a = b.admin;
     println!(
         r#"
 blastdoor demo is running.
 
-  proxy   http://{p}
-  admin   http://{a}   (/healthz, /readyz, /metrics)
+  proxy      http://{p}
+  dashboard  http://{a}/   (log in with the admin token {token})
+  admin      http://{a}   (/healthz, /readyz, /metrics; /v1 with the token)
 
 Behind the door: "chat", an OpenAI-shaped chat model simulator, at /chat. It is public
 (no key needed) and metered: each call's tokens and cost show in the access log below.
