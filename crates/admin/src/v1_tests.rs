@@ -44,6 +44,7 @@ async fn fixture(token: Option<&str>) -> Fixture {
         blastdoor_proxy::Signals {
             access_log: AccessLog::disabled(),
             tracer: None,
+            consumer_label: false,
         },
         Default::default(),
         Arc::clone(&keys),

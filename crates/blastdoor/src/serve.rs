@@ -188,10 +188,15 @@ async fn start(
         .context("cannot load budgets from the store")?;
     let alert_webhook = config.store.alert_webhook.clone();
     let tracker = TaskTracker::new();
+    let consumer_label = config.server.metrics_consumer_label;
     let gw = Gateway::new(
         config,
         Arc::clone(&metrics),
-        blastdoor_proxy::Signals { access_log, tracer },
+        blastdoor_proxy::Signals {
+            access_log,
+            tracer,
+            consumer_label,
+        },
         blastdoor_proxy::Usage {
             ledger: Some(spool),
             budgets: Arc::clone(&budgets),

@@ -169,6 +169,7 @@ async fn dashboard_data_follows_traffic() {
     .await;
     let gw = start(&format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"{TOKEN}\"\nworkers = 2\n\
+         metrics_consumer_label = true\n\
          [store]\nkey_sync_interval = \"100ms\"\nflush_interval = \"50ms\"\n\
          [[service]]\nname = \"imagegen\"\nroute = {{ prefix = \"/imagegen\" }}\nupstreams = [\"{}\"]\nmeter = \"json\"\n\
          [service.price]\nunits = [{{ name = \"image\", price = \"0.04\", from = \"/data/#len\" }}]\n",
@@ -249,6 +250,15 @@ async fn dashboard_data_follows_traffic() {
         csv.text(),
         "consumer,requests,cost_usd,unpriced_requests,image\nweb-app,5,0.2,0,5\n"
     );
+
+    // Metrics say who spent: the team, and (switched on here) the consumer.
+    let metrics = c.get(&gw.admin_url("/metrics")).await.text();
+    for needle in [
+        "blastdoor_cost_usd_total{service=\"imagegen\",team=\"ads\",consumer=\"web-app\"} 0.2",
+        "blastdoor_units_total{service=\"imagegen\",unit=\"image\",team=\"ads\",consumer=\"web-app\"} 5",
+    ] {
+        assert!(metrics.contains(needle), "missing {needle}:\n{metrics}");
+    }
 
     // The page and its assets are open; the data are not.
     let page = c.get(&gw.admin_url("/")).await;

@@ -148,7 +148,9 @@ async fn images_upstream() -> MockUpstream {
 /// reaches the caller a moment before its request settles).
 async fn charged(gw: &GatewayProcess, service: &str, n: u32) {
     let c = Client::http1();
-    let line = format!("blastdoor_units_total{{service=\"{service}\",unit=\"image\"}} {n}\n");
+    let line = format!(
+        "blastdoor_units_total{{service=\"{service}\",unit=\"image\",team=\"\",consumer=\"\"}} {n}\n"
+    );
     eventually(&line, async || {
         c.get(&gw.admin_url("/metrics"))
             .await

@@ -158,14 +158,16 @@ async fn whole_and_streamed_responses_are_priced() {
 
     let metrics = c.get(&gw.admin_url("/metrics")).await.text();
     for needle in [
-        "blastdoor_units_total{service=\"chat\",unit=\"output_tokens\"} 1500",
+        "blastdoor_units_total{service=\"chat\",unit=\"output_tokens\",team=\"\",consumer=\"\"} 1500",
         "blastdoor_unpriced_requests_total{service=\"chat\"} 1",
     ] {
         assert!(metrics.contains(needle), "missing {needle}:\n{metrics}");
     }
     let cost: f64 = metrics
         .lines()
-        .find_map(|l| l.strip_prefix("blastdoor_cost_usd_total{service=\"chat\"} "))
+        .find_map(|l| {
+            l.strip_prefix("blastdoor_cost_usd_total{service=\"chat\",team=\"\",consumer=\"\"} ")
+        })
         .unwrap()
         .parse()
         .unwrap();

@@ -164,6 +164,7 @@ impl Cx<'_> {
             listen,
             admin_listen,
             admin_token,
+            metrics_consumer_label: raw.metrics_consumer_label.unwrap_or(false),
             workers: self.int(&raw.workers, cores, 1..257, "workers") as usize,
             tls,
             shutdown_timeout: self.duration(

@@ -80,6 +80,9 @@ pub struct Server {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub admin_token: Option<Secret>,
+    /// Cost and units metrics carry a `consumer` label: a series per key
+    /// (off by default: keys can be many).
+    pub metrics_consumer_label: bool,
     /// Proxy worker threads.
     pub workers: usize,
     pub tls: Option<Tls>,

@@ -14,6 +14,8 @@ pub struct RawServer {
     pub listen: Option<S<String>>,
     pub admin_listen: Option<S<String>>,
     pub admin_token: Option<S<String>>,
+    /// Cost and units metrics by consumer too (one series per key).
+    pub metrics_consumer_label: Option<bool>,
     pub workers: Option<S<i64>>,
     pub tls: Option<RawTls>,
     pub shutdown_timeout: Option<S<String>>,

@@ -62,6 +62,8 @@ pub struct Signals {
     pub access_log: AccessLog,
     /// Spans of sampled requests; None: tracing is off.
     pub tracer: Option<Arc<Tracer>>,
+    /// Cost and units metrics carry a `consumer` label (as well as `team`).
+    pub consumer_label: bool,
 }
 
 /// The running gateway: the current config snapshot and what outlives it.
@@ -104,14 +106,8 @@ impl Gateway {
         Arc::new(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             clients,
-            settler: Settler::new(
-                &metrics,
-                signals.access_log,
-                signals.tracer.clone(),
-                usage.ledger,
-                usage.buckets.clone(),
-            ),
-            tracer: signals.tracer,
+            tracer: signals.tracer.clone(),
+            settler: Settler::new(&metrics, signals, usage.ledger, usage.buckets.clone()),
             budgets: usage.budgets,
             buckets: usage.buckets,
             metrics,

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use blastdoor_auth::Caller;
 use blastdoor_cluster::Buckets;
 use blastdoor_ledger::{LedgerRecord, Spool};
 use blastdoor_meter::{MeterSpec, Priced, Usage};
@@ -38,6 +39,8 @@ struct SettleShared {
     buckets: Option<Arc<Buckets>>,
     /// Where sampled requests' spans go.
     tracer: Option<Arc<Tracer>>,
+    /// Cost and units metrics carry the consumer label.
+    consumer_label: bool,
 }
 
 /// Of records the spool refuses, one in this many is logged.
@@ -49,36 +52,41 @@ const MAX_UNPRICED_REASONS: usize = 1000;
 impl Settler {
     pub fn new(
         metrics: &Arc<Metrics>,
-        access_log: AccessLog,
-        tracer: Option<Arc<Tracer>>,
+        signals: crate::Signals,
         spool: Option<Arc<Spool>>,
         buckets: Option<Arc<Buckets>>,
     ) -> Self {
         Settler {
             shared: Arc::new(SettleShared {
-                access_log,
+                access_log: signals.access_log,
                 unrouted: metrics.service(NO_SERVICE, &[], &[]),
                 unpriced_seen: Mutex::new(HashSet::new()),
                 spool,
                 dropped: AtomicU64::new(0),
                 metrics: Arc::clone(metrics),
                 buckets,
-                tracer,
+                tracer: signals.tracer,
+                consumer_label: signals.consumer_label,
             }),
         }
     }
 
     /// Prices usage and records it in the service's metrics; says once per
     /// reason (a model without a price, say) what could not be priced.
-    fn price(&self, svc: &ServiceRuntime, usage: &Usage) -> Priced {
+    fn price(&self, svc: &ServiceRuntime, caller: Option<&Caller>, usage: &Usage) -> Priced {
         let priced = svc.config.pricing.price(usage);
         let m = &svc.metrics;
-        m.cost.inc_by(priced.cost.micros() as f64 / 1_000_000.0);
-        for (unit, n) in &usage.units {
-            if let Some(counter) = m.units.get(unit) {
-                counter.inc_by(*n);
-            }
-        }
+        let team = caller.and_then(|c| c.team.as_deref()).unwrap_or("");
+        let consumer = match caller {
+            Some(c) if self.shared.consumer_label => c.consumer.as_str(),
+            _ => "",
+        };
+        m.spend.add(
+            team,
+            consumer,
+            priced.cost.micros() as f64 / 1_000_000.0,
+            usage.units.iter(),
+        );
         if !priced.unpriced.is_empty() {
             m.unpriced.inc();
             let mut seen = self
@@ -111,7 +119,7 @@ impl Settler {
         let total = ctx.started.elapsed();
         let usage = usage.or_else(|| per_request_only(&ctx).then(Usage::default));
         let priced = match (&ctx.service, &usage) {
-            (Some(svc), Some(usage)) => Some(self.price(svc, usage)),
+            (Some(svc), Some(usage)) => Some(self.price(svc, ctx.caller.as_deref(), usage)),
             _ => None,
         };
         let cost = priced

@@ -35,10 +35,21 @@ struct ServiceLabels {
     service: String,
 }
 
+/// Who spent: the caller's team ("" without one) and, only when
+/// `metrics_consumer_label` is on, the consumer (else "").
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CostLabels {
+    service: String,
+    team: String,
+    consumer: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct UnitLabels {
     service: String,
     unit: String,
+    team: String,
+    consumer: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -101,7 +112,7 @@ pub struct Metrics {
     rejected_overload: Family<ServiceLabels, Counter>,
     in_flight: Gauge,
     reloads: Family<ResultLabels, Counter>,
-    cost: Family<ServiceLabels, Counter<f64, AtomicU64>>,
+    cost: Family<CostLabels, Counter<f64, AtomicU64>>,
     units: Family<UnitLabels, Counter>,
     unpriced: Family<ServiceLabels, Counter>,
     /// API keys in this node's cache.
@@ -216,16 +227,16 @@ impl Metrics {
             "Config reload attempts, by result",
             reloads.clone(),
         );
-        let cost = Family::<ServiceLabels, Counter<f64, AtomicU64>>::default();
+        let cost = Family::<CostLabels, Counter<f64, AtomicU64>>::default();
         registry.register(
             "blastdoor_cost_usd",
-            "Cost of metered responses in US dollars (the ledger is exact; this is for graphs)",
+            "Cost of metered responses in US dollars, by service and the caller's team (the ledger is exact; this is for graphs)",
             cost.clone(),
         );
         let units = Family::<UnitLabels, Counter>::default();
         registry.register(
             "blastdoor_units",
-            "Units consumed (tokens, images, ...) read from responses",
+            "Units consumed (tokens, images, ...) read from responses, by service and the caller's team",
             units.clone(),
         );
         let unpriced = Family::<ServiceLabels, Counter>::default();
@@ -390,18 +401,13 @@ impl Metrics {
             duration: self.request_duration.get_or_create(&labels).clone(),
             overhead: self.overhead.get_or_create(&labels).clone(),
             retries: self.retries.get_or_create(&labels).clone(),
-            cost: self.cost.get_or_create(&labels).clone(),
             unpriced: self.unpriced.get_or_create(&labels).clone(),
-            units: units
-                .iter()
-                .map(|u| {
-                    let labels = UnitLabels {
-                        service: service.to_string(),
-                        unit: u.clone(),
-                    };
-                    (u.clone(), self.units.get_or_create(&labels).clone())
-                })
-                .collect(),
+            spend: Spend {
+                service: service.to_string(),
+                units: units.to_vec(),
+                cost: self.cost.clone(),
+                by_unit: self.units.clone(),
+            },
             rejected_overload: self.rejected_overload.get_or_create(&labels).clone(),
             in_flight: self.in_flight.clone(),
             recent: Arc::clone(
@@ -491,10 +497,9 @@ pub struct ServiceMetrics {
     /// By operation (0: none; i + 1: the contract's operation i), then
     /// by status class.
     requests: Vec<[Counter; 5]>,
-    pub cost: Counter<f64, AtomicU64>,
     pub unpriced: Counter,
-    /// Per unit the service's meter can report.
-    pub units: HashMap<String, Counter>,
+    /// Cost and units, by the caller's team.
+    pub spend: Spend,
     duration: Histogram,
     overhead: Histogram,
     pub retries: Counter,
@@ -525,6 +530,49 @@ impl ServiceMetrics {
             self.overhead.observe(o);
         }
         self.recent.record(status, total_secs, overhead_secs);
+    }
+}
+
+/// A service's cost and units counters. Teams (and consumers) are only
+/// known per request, so these are found at settle: one read-locked map
+/// lookup each, bounded by the teams (and keys) an admin created.
+#[derive(Debug)]
+pub struct Spend {
+    service: String,
+    /// The units the service's meter can report: the only ones counted.
+    units: Vec<String>,
+    cost: Family<CostLabels, Counter<f64, AtomicU64>>,
+    by_unit: Family<UnitLabels, Counter>,
+}
+
+impl Spend {
+    /// Counts one response's cost (US dollars) and units for its caller.
+    pub fn add<'a>(
+        &self,
+        team: &str,
+        consumer: &str,
+        usd: f64,
+        units: impl Iterator<Item = (&'a String, &'a u64)>,
+    ) {
+        self.cost
+            .get_or_create(&CostLabels {
+                service: self.service.clone(),
+                team: team.to_string(),
+                consumer: consumer.to_string(),
+            })
+            .inc_by(usd);
+        for (unit, n) in units {
+            if self.units.contains(unit) {
+                self.by_unit
+                    .get_or_create(&UnitLabels {
+                        service: self.service.clone(),
+                        unit: unit.clone(),
+                        team: team.to_string(),
+                        consumer: consumer.to_string(),
+                    })
+                    .inc_by(*n);
+            }
+        }
     }
 }
 

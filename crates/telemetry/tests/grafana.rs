@@ -82,7 +82,8 @@ fn exposed_names() -> BTreeSet<String> {
     let m = Metrics::new();
     let svc = m.service("svc", &["tokens".to_string()], &["op".to_string()]);
     svc.observe(200, Some(0), 0.01, Some(0.001));
-    svc.cost.inc_by(0.5);
+    let tokens = std::collections::BTreeMap::from([("tokens".to_string(), 10u64)]);
+    svc.spend.add("ads", "", 0.5, tokens.iter());
     svc.unpriced.inc();
     svc.retries.inc();
     svc.rejected_overload.inc();
