@@ -20,10 +20,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use prometheus_client::metrics::counter::Counter;
-use prost::Message;
 use tokio::sync::mpsc;
 
 use crate::metrics::TracingMetrics;
+
+#[path = "otlp_wire.rs"]
+mod wire;
 
 /// Spans per request to the collector.
 const MAX_BATCH: usize = 512;
@@ -153,7 +155,7 @@ struct Exporter {
     headers: Vec<(HeaderName, HeaderValue)>,
     interval: Duration,
     timeout: Duration,
-    resource: Resource,
+    encoder: wire::Encoder,
     metrics: TracingMetrics,
     /// Export failures in a row; the log speaks at the first and then
     /// every hundredth, so a dead collector does not flood it.
@@ -190,17 +192,15 @@ impl Exporter {
             headers,
             interval: config.export_interval,
             timeout: config.export_timeout,
-            resource: Resource {
-                attributes: vec![
-                    kv("service.name", Value::Str(config.service_name.clone())),
-                    kv(
-                        "service.version",
-                        Value::Str(env!("CARGO_PKG_VERSION").into()),
-                    ),
-                    kv("telemetry.sdk.name", Value::Str("blastdoor".into())),
-                    kv("telemetry.sdk.language", Value::Str("rust".into())),
-                ],
-            },
+            encoder: wire::Encoder::new(&[
+                ("service.name", Value::Str(config.service_name.clone())),
+                (
+                    "service.version",
+                    Value::Str(env!("CARGO_PKG_VERSION").into()),
+                ),
+                ("telemetry.sdk.name", Value::Str("blastdoor".into())),
+                ("telemetry.sdk.language", Value::Str("rust".into())),
+            ]),
             metrics,
             failures: 0,
         })
@@ -246,10 +246,11 @@ impl Exporter {
 
     async fn export(&mut self, spans: Vec<SpanRecord>) {
         let n = spans.len() as u64;
-        let body = encode(&self.resource, spans);
+        let body = Bytes::copy_from_slice(self.encoder.encode(&spans));
+        drop(spans);
         let mut req = Request::post(self.endpoint.clone())
             .header(header::CONTENT_TYPE, "application/x-protobuf")
-            .body(Full::new(Bytes::from(body)));
+            .body(Full::new(body));
         if let Ok(req) = &mut req {
             for (name, value) in &self.headers {
                 req.headers_mut().insert(name.clone(), value.clone());
@@ -289,174 +290,6 @@ impl Exporter {
             }
         }
     }
-}
-
-// --- The OTLP protobuf messages we send (opentelemetry-proto's
-// trace/v1/trace.proto and common/v1/common.proto, the fields we fill). ---
-
-#[derive(Clone, PartialEq, Message)]
-struct ExportTraceServiceRequest {
-    #[prost(message, repeated, tag = "1")]
-    resource_spans: Vec<ResourceSpans>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct ResourceSpans {
-    #[prost(message, optional, tag = "1")]
-    resource: Option<Resource>,
-    #[prost(message, repeated, tag = "2")]
-    scope_spans: Vec<ScopeSpans>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct Resource {
-    #[prost(message, repeated, tag = "1")]
-    attributes: Vec<KeyValue>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct ScopeSpans {
-    #[prost(message, optional, tag = "1")]
-    scope: Option<InstrumentationScope>,
-    #[prost(message, repeated, tag = "2")]
-    spans: Vec<Span>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct InstrumentationScope {
-    #[prost(string, tag = "1")]
-    name: String,
-    #[prost(string, tag = "2")]
-    version: String,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct Span {
-    #[prost(bytes = "vec", tag = "1")]
-    trace_id: Vec<u8>,
-    #[prost(bytes = "vec", tag = "2")]
-    span_id: Vec<u8>,
-    #[prost(bytes = "vec", tag = "4")]
-    parent_span_id: Vec<u8>,
-    #[prost(string, tag = "5")]
-    name: String,
-    #[prost(int32, tag = "6")]
-    kind: i32,
-    #[prost(fixed64, tag = "7")]
-    start_time_unix_nano: u64,
-    #[prost(fixed64, tag = "8")]
-    end_time_unix_nano: u64,
-    #[prost(message, repeated, tag = "9")]
-    attributes: Vec<KeyValue>,
-    #[prost(message, optional, tag = "15")]
-    status: Option<Status>,
-    #[prost(fixed32, tag = "16")]
-    flags: u32,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct Status {
-    #[prost(string, tag = "2")]
-    message: String,
-    #[prost(int32, tag = "3")]
-    code: i32,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct KeyValue {
-    #[prost(string, tag = "1")]
-    key: String,
-    #[prost(message, optional, tag = "2")]
-    value: Option<AnyValue>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct AnyValue {
-    #[prost(oneof = "any_value::Value", tags = "1, 2, 3, 4")]
-    value: Option<any_value::Value>,
-}
-
-mod any_value {
-    /// `AnyValue.value`: string_value (1), bool_value (2), int_value (3),
-    /// double_value (4).
-    #[derive(Clone, PartialEq, prost::Oneof)]
-    pub enum Value {
-        #[prost(string, tag = "1")]
-        String(String),
-        #[prost(bool, tag = "2")]
-        Bool(bool),
-        #[prost(int64, tag = "3")]
-        Int(i64),
-        #[prost(double, tag = "4")]
-        Double(f64),
-    }
-}
-
-/// OTLP's SpanKind and StatusCode values.
-const SPAN_KIND_SERVER: i32 = 2;
-const SPAN_KIND_CLIENT: i32 = 3;
-const STATUS_CODE_ERROR: i32 = 2;
-/// Span flags: the W3C sampled bit, "is the parent remote known", "is it".
-const FLAG_SAMPLED: u32 = 0x01;
-const FLAG_HAS_IS_REMOTE: u32 = 0x100;
-const FLAG_IS_REMOTE: u32 = 0x200;
-
-fn kv(key: &str, value: Value) -> KeyValue {
-    use any_value::Value as V;
-    KeyValue {
-        key: key.to_string(),
-        value: Some(AnyValue {
-            value: Some(match value {
-                Value::Str(s) => V::String(s),
-                Value::Int(i) => V::Int(i),
-                Value::Bool(b) => V::Bool(b),
-                Value::Double(d) => V::Double(d),
-            }),
-        }),
-    }
-}
-
-fn span(r: SpanRecord) -> Span {
-    let remote = r.parent_span_id != 0 && r.remote_parent;
-    Span {
-        trace_id: r.trace_id.to_be_bytes().to_vec(),
-        span_id: r.span_id.to_be_bytes().to_vec(),
-        parent_span_id: if r.parent_span_id == 0 {
-            Vec::new()
-        } else {
-            r.parent_span_id.to_be_bytes().to_vec()
-        },
-        name: r.name,
-        kind: match r.kind {
-            Kind::Server => SPAN_KIND_SERVER,
-            Kind::Client => SPAN_KIND_CLIENT,
-        },
-        start_time_unix_nano: r.start_unix_nanos,
-        end_time_unix_nano: r.end_unix_nanos,
-        attributes: r.attributes.into_iter().map(|(k, v)| kv(k, v)).collect(),
-        status: r.error.map(|message| Status {
-            message,
-            code: STATUS_CODE_ERROR,
-        }),
-        flags: FLAG_SAMPLED | FLAG_HAS_IS_REMOTE | if remote { FLAG_IS_REMOTE } else { 0 },
-    }
-}
-
-/// One `ExportTraceServiceRequest` holding `spans`.
-fn encode(resource: &Resource, spans: Vec<SpanRecord>) -> Vec<u8> {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(resource.clone()),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope {
-                    name: "blastdoor".into(),
-                    version: env!("CARGO_PKG_VERSION").into(),
-                }),
-                spans: spans.into_iter().map(span).collect(),
-            }],
-        }],
-    }
-    .encode_to_vec()
 }
 
 #[cfg(test)]
