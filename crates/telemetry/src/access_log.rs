@@ -1,22 +1,29 @@
 //! One JSON line per request, written off the request path.
 //!
-//! Lines go through `tracing-appender`'s non-blocking writer: a bounded
-//! queue drained by a dedicated thread. When the sink cannot keep up the
-//! queue drops lines (and counts them) rather than slow down requests.
+//! Lines go into a bounded queue that a thread of its own drains every
+//! [`POLL`] into a buffered writer. The queue is polled rather than waited
+//! on, so a request never wakes the writer (waking it per line cost more
+//! CPU than writing the lines). When the sink cannot keep up, the full
+//! queue drops lines rather than slow down requests.
 
 use std::io::{BufWriter, Write};
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 
 use blastdoor_config::{AccessLog as Sink, LogFile, Rotation};
 use tracing_appender::rolling::{self, RollingFileAppender};
 
-/// Lines buffered before the writer starts dropping them.
+/// Lines queued before new ones are dropped.
 const QUEUE_LINES: usize = 64 * 1024;
 /// Bytes the writer thread gathers before a write.
 const WRITE_BUFFER: usize = 64 * 1024;
+/// How often the writer drains the queue: lines reach the sink within it.
+const POLL: Duration = Duration::from_millis(50);
 
 /// One access-log line. Field names are documented in docs/access-log.md.
 #[derive(Debug, Serialize)]
@@ -89,63 +96,113 @@ struct Line<'a> {
 /// The access-log writer; cheap to clone.
 #[derive(Clone)]
 pub struct AccessLog {
-    writer: Option<NonBlocking>,
+    queue: Option<SyncSender<Vec<u8>>>,
+}
+
+/// Stops the writer thread when dropped, after it wrote what was queued.
+pub struct AccessLogFlush {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for AccessLogFlush {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for AccessLogFlush {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessLogFlush")
+    }
 }
 
 impl std::fmt::Debug for AccessLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AccessLog")
-            .field("enabled", &self.writer.is_some())
+            .field("enabled", &self.queue.is_some())
             .finish()
     }
 }
 
+/// The writer thread: drain, write, flush, sleep; a last round at stop.
+fn spawn_writer(
+    sink: Box<dyn Write + Send>,
+    queue: Receiver<Vec<u8>>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("access-log".into())
+        .spawn(move || {
+            let mut out = BufWriter::with_capacity(WRITE_BUFFER, sink);
+            loop {
+                let stopping = stop.load(Ordering::Acquire);
+                let mut gone = false;
+                loop {
+                    match queue.try_recv() {
+                        Ok(line) => {
+                            // A sink that fails (a full disk) loses lines,
+                            // never requests.
+                            let _ = out.write_all(&line);
+                        }
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => {
+                            gone = true;
+                            break;
+                        }
+                    }
+                }
+                let _ = out.flush();
+                if stopping || gone {
+                    return;
+                }
+                std::thread::park_timeout(POLL);
+            }
+        })
+}
+
 impl AccessLog {
-    /// Opens the sink. The guard flushes queued lines when dropped: keep it
-    /// alive until shutdown.
-    pub fn open(sink: &Sink) -> std::io::Result<(AccessLog, Option<WorkerGuard>)> {
-        let builder = || {
-            NonBlockingBuilder::default()
-                .lossy(true)
-                .buffered_lines_limit(QUEUE_LINES)
-                .thread_name("access-log")
-        };
-        // The writer thread flushes whenever its queue runs dry: under load
-        // many lines share one write(2); when idle each goes out at once.
-        let buffered = |w| BufWriter::with_capacity(WRITE_BUFFER, w);
-        let (writer, guard) = match sink {
-            Sink::Off => return Ok((AccessLog { writer: None }, None)),
-            Sink::Stdout => builder().finish(buffered(
-                Box::new(std::io::stdout()) as Box<dyn Write + Send>
-            )),
-            Sink::Stderr => builder().finish(buffered(Box::new(std::io::stderr()))),
-            Sink::File(file) if file.rotation == Rotation::Never => {
-                let file = std::fs::OpenOptions::new()
+    /// Opens the sink. The guard writes what is queued and stops the writer
+    /// when dropped: keep it alive until shutdown.
+    pub fn open(sink: &Sink) -> std::io::Result<(AccessLog, Option<AccessLogFlush>)> {
+        let out: Box<dyn Write + Send> = match sink {
+            Sink::Off => return Ok((AccessLog::disabled(), None)),
+            Sink::Stdout => Box::new(std::io::stdout()),
+            Sink::Stderr => Box::new(std::io::stderr()),
+            Sink::File(file) if file.rotation == Rotation::Never => Box::new(
+                std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(&file.path)?;
-                builder().finish(buffered(Box::new(file)))
-            }
-            Sink::File(file) => builder().finish(buffered(Box::new(rolling(file)?))),
+                    .open(&file.path)?,
+            ),
+            Sink::File(file) => Box::new(rolling(file)?),
         };
+        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_LINES);
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = spawn_writer(out, rx, Arc::clone(&stop))?;
         Ok((
-            AccessLog {
-                writer: Some(writer),
-            },
-            Some(guard),
+            AccessLog { queue: Some(tx) },
+            Some(AccessLogFlush {
+                stop,
+                thread: Some(thread),
+            }),
         ))
     }
 
     pub fn disabled() -> AccessLog {
-        AccessLog { writer: None }
+        AccessLog { queue: None }
     }
 
     pub fn enabled(&self) -> bool {
-        self.writer.is_some()
+        self.queue.is_some()
     }
 
     pub fn write(&self, record: &AccessRecord<'_>) {
-        let Some(writer) = &self.writer else { return };
+        let Some(queue) = &self.queue else { return };
         let line = Line {
             ts: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
             record,
@@ -154,7 +211,7 @@ impl AccessLog {
             return;
         };
         buf.push(b'\n');
-        // The non-blocking writer never blocks; a full queue drops the line.
-        let _ = writer.clone().write_all(&buf);
+        // Never blocks: a full queue (or a stopped writer) drops the line.
+        let _ = queue.try_send(buf);
     }
 }

@@ -7,7 +7,5 @@ pub mod metrics;
 pub mod otlp;
 pub mod recent;
 
-pub use access_log::{AccessLog, AccessRecord};
+pub use access_log::{AccessLog, AccessLogFlush, AccessRecord};
 pub use metrics::{LedgerMetrics, Metrics, ServiceMetrics, TracingMetrics, UpstreamMetrics};
-/// Flushes queued access-log lines when dropped.
-pub use tracing_appender::non_blocking::WorkerGuard as AccessLogFlush;

@@ -393,6 +393,15 @@ impl Metrics {
         let labels = ServiceLabels {
             service: service.to_string(),
         };
+        // Series for calls without a team exist from the start, at 0, so
+        // every service's cost and units show before its first priced call.
+        let spend = Spend {
+            service: service.to_string(),
+            units: units.to_vec(),
+            cost: self.cost.clone(),
+            by_unit: self.units.clone(),
+        };
+        spend.add("", "", 0.0, units.iter().map(|u| (u, &0)));
         Arc::new(ServiceMetrics {
             requests: std::iter::once("")
                 .chain(operations.iter().map(String::as_str))
@@ -402,12 +411,7 @@ impl Metrics {
             overhead: self.overhead.get_or_create(&labels).clone(),
             retries: self.retries.get_or_create(&labels).clone(),
             unpriced: self.unpriced.get_or_create(&labels).clone(),
-            spend: Spend {
-                service: service.to_string(),
-                units: units.to_vec(),
-                cost: self.cost.clone(),
-                by_unit: self.units.clone(),
-            },
+            spend,
             rejected_overload: self.rejected_overload.get_or_create(&labels).clone(),
             in_flight: self.in_flight.clone(),
             recent: Arc::clone(
