@@ -88,12 +88,11 @@ pub async fn forward(
         } else {
             None
         };
-        let headers = if replay.is_some() {
+        let mut headers = if replay.is_some() {
             out.headers.clone()
         } else {
             std::mem::take(&mut out.headers)
         };
-        let mut headers = headers;
         // A traced request's attempts are each a child span of its own.
         let span_id = ctx.traced.then(|| fastrand::u64(1..));
         if let Some(id) = span_id {

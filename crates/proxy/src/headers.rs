@@ -259,8 +259,8 @@ fn is_lower_hex(s: &str) -> bool {
         .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// `version-traceid-parentid-flags`; returns (trace id, flags).
-/// (trace id, parent span id, flags) of a valid `traceparent`.
+/// `version-traceid-parentid-flags`: (trace id, parent span id, flags) of
+/// a valid `traceparent`.
 fn parse_traceparent(s: &str) -> Option<(u128, u64, u8)> {
     let mut parts = s.trim().split('-');
     let (version, trace_id, parent_id, flags) =
