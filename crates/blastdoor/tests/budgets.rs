@@ -135,18 +135,8 @@ async fn a_thousand_concurrent_requests_stay_within_the_documented_bound() {
     // The CLI sees the same budget and its spend from the ledger.
     gw.signal("TERM");
     assert!(gw.wait_exit().success());
-    let out = std::process::Command::new(BIN)
-        .args(["budgets", "--config"])
-        .arg(&gw.config_path)
-        .args(["list", "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let listed: serde_json::Value =
+        serde_json::from_str(&common::budgets(&gw, &["list", "--format", "json"])).unwrap();
     assert_eq!(listed[0]["target"], "media");
     assert_eq!(
         listed[0]["spent_usd"], media["spent_usd"],
@@ -247,10 +237,9 @@ async fn alerts_are_posted_to_the_webhook_and_retried() {
         )
     );
     let gw = start(&config);
-    let out = std::process::Command::new(BIN)
-        .args(["budgets", "--config"])
-        .arg(&gw.config_path)
-        .args([
+    budgets(
+        &gw,
+        &[
             "set",
             "--service",
             "img",
@@ -260,13 +249,7 @@ async fn alerts_are_posted_to_the_webhook_and_retried() {
             "month",
             "--mode",
             "soft",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
     let c = Client::http1();
     eventually("the budget is loaded", async || {

@@ -128,18 +128,11 @@ async fn two_replicas_share_limits_and_budgets_through_redis() {
     // A hard $0.20 budget for the team, 60 concurrent requests split over
     // both replicas: reservations equal the real cost, so exactly 5 fit
     // in the cluster (each replica alone would admit 5).
-    let out = std::process::Command::new(BIN)
-        .args(["budgets", "--config"])
-        .arg(&a.config_path)
-        .args([
+    budgets(
+        &a,
+        &[
             "set", "--team", "render", "--amount", "0.20", "--period", "day", "--mode", "hard",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
     for gw in [&a, &b] {
         // The metric comes from the replica's book (the API also lists

@@ -78,18 +78,11 @@ async fn the_dashboard_shows_live_traffic_services_spend_and_the_map() {
         upstream.url()
     ));
     let key = keys(&gw, &["create", "--name", "web-app", "--team", "ads"]);
-    let out = Command::new(BIN)
-        .args(["budgets", "--config"])
-        .arg(&gw.config_path)
-        .args([
+    budgets(
+        &gw,
+        &[
             "set", "--team", "ads", "--amount", "2", "--period", "month", "--mode", "hard",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
     // The key and budget reach the running gateway on its next sync.
     let c = Client::http1();

@@ -110,18 +110,8 @@ async fn the_sprawl_report_finds_each_kind_of_sprawl() {
         pictures.display()
     );
     let gw = start(&config);
-    let out = std::process::Command::new(BIN)
-        .args(["report", "--config"])
-        .arg(&gw.config_path)
-        .args(["sprawl", "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r: Value =
+        serde_json::from_str(&cli(&gw, "report", &["sprawl", "--format", "json"])).unwrap();
     assert_eq!(r["days"], 30);
     assert_eq!(r["without_owner"], serde_json::json!(["pictures"]));
     assert_eq!(r["without_contract"], serde_json::json!(["legacy"]));

@@ -148,7 +148,9 @@ pub async fn forward(
                 }
                 if !(is_retryable_status(status) && may_retry(false)) {
                     // The relayed attempt's span ends with the response.
-                    if let Some(last) = ctx.attempt_spans.last_mut().filter(|_| span_id.is_some()) {
+                    if span_id.is_some()
+                        && let Some(last) = ctx.attempt_spans.last_mut()
+                    {
                         last.end = None;
                     }
                     ctx.upstream = Some(in_flight);

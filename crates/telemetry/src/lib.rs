@@ -6,6 +6,7 @@ pub mod access_log;
 pub mod metrics;
 pub mod otlp;
 pub mod recent;
+pub mod spend;
 
 pub use access_log::{AccessLog, AccessLogFlush, AccessRecord};
 pub use metrics::{LedgerMetrics, Metrics, ServiceMetrics, TracingMetrics, UpstreamMetrics};

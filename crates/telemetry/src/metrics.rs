@@ -18,6 +18,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::recent::Recent;
+use crate::spend::{CostFamily, Spend, UnitFamily};
 
 /// The `service` label of requests that matched no service.
 pub const NO_SERVICE: &str = "_none";
@@ -33,23 +34,6 @@ struct RequestLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServiceLabels {
     service: String,
-}
-
-/// Who spent: the caller's team ("" without one) and, only when
-/// `metrics_consumer_label` is on, the consumer (else "").
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CostLabels {
-    service: String,
-    team: String,
-    consumer: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct UnitLabels {
-    service: String,
-    unit: String,
-    team: String,
-    consumer: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -112,8 +96,8 @@ pub struct Metrics {
     rejected_overload: Family<ServiceLabels, Counter>,
     in_flight: Gauge,
     reloads: Family<ResultLabels, Counter>,
-    cost: Family<CostLabels, Counter<f64, AtomicU64>>,
-    units: Family<UnitLabels, Counter>,
+    cost: CostFamily,
+    units: UnitFamily,
     unpriced: Family<ServiceLabels, Counter>,
     /// API keys in this node's cache.
     pub api_keys: Gauge,
@@ -227,13 +211,13 @@ impl Metrics {
             "Config reload attempts, by result",
             reloads.clone(),
         );
-        let cost = Family::<CostLabels, Counter<f64, AtomicU64>>::default();
+        let cost = CostFamily::default();
         registry.register(
             "blastdoor_cost_usd",
             "Cost of metered responses in US dollars, by service and the caller's team (the ledger is exact; this is for graphs)",
             cost.clone(),
         );
-        let units = Family::<UnitLabels, Counter>::default();
+        let units = UnitFamily::default();
         registry.register(
             "blastdoor_units",
             "Units consumed (tokens, images, ...) read from responses, by service and the caller's team",
@@ -393,15 +377,7 @@ impl Metrics {
         let labels = ServiceLabels {
             service: service.to_string(),
         };
-        // Series for calls without a team exist from the start, at 0, so
-        // every service's cost and units show before its first priced call.
-        let spend = Spend {
-            service: service.to_string(),
-            units: units.to_vec(),
-            cost: self.cost.clone(),
-            by_unit: self.units.clone(),
-        };
-        spend.add("", "", 0.0, units.iter().map(|u| (u, &0)));
+        let spend = Spend::new(service, units, self.cost.clone(), self.units.clone());
         Arc::new(ServiceMetrics {
             requests: std::iter::once("")
                 .chain(operations.iter().map(String::as_str))
@@ -534,49 +510,6 @@ impl ServiceMetrics {
             self.overhead.observe(o);
         }
         self.recent.record(status, total_secs, overhead_secs);
-    }
-}
-
-/// A service's cost and units counters. Teams (and consumers) are only
-/// known per request, so these are found at settle: one read-locked map
-/// lookup each, bounded by the teams (and keys) an admin created.
-#[derive(Debug)]
-pub struct Spend {
-    service: String,
-    /// The units the service's meter can report: the only ones counted.
-    units: Vec<String>,
-    cost: Family<CostLabels, Counter<f64, AtomicU64>>,
-    by_unit: Family<UnitLabels, Counter>,
-}
-
-impl Spend {
-    /// Counts one response's cost (US dollars) and units for its caller.
-    pub fn add<'a>(
-        &self,
-        team: &str,
-        consumer: &str,
-        usd: f64,
-        units: impl Iterator<Item = (&'a String, &'a u64)>,
-    ) {
-        self.cost
-            .get_or_create(&CostLabels {
-                service: self.service.clone(),
-                team: team.to_string(),
-                consumer: consumer.to_string(),
-            })
-            .inc_by(usd);
-        for (unit, n) in units {
-            if self.units.contains(unit) {
-                self.by_unit
-                    .get_or_create(&UnitLabels {
-                        service: self.service.clone(),
-                        unit: unit.clone(),
-                        team: team.to_string(),
-                        consumer: consumer.to_string(),
-                    })
-                    .inc_by(*n);
-            }
-        }
     }
 }
 

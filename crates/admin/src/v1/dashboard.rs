@@ -13,10 +13,9 @@ use axum::extract::{Query, State};
 use blastdoor_budget::Period;
 use blastdoor_store::{GroupBy, LedgerStore, UsageRow, now_ms};
 use blastdoor_telemetry::recent::{Step, Window};
-use blastdoor_types::Money;
 use serde::{Deserialize, Serialize};
 
-use super::Api;
+use super::{Api, usd};
 use crate::problem::ApiError;
 
 #[derive(Debug, Deserialize)]
@@ -196,10 +195,6 @@ struct HourlyRow {
     service: String,
     requests: u64,
     cost_usd: String,
-}
-
-fn usd(micros: i64) -> String {
-    Money(u64::try_from(micros).unwrap_or(0)).to_string()
 }
 
 fn groups(rows: Vec<UsageRow>, limit: usize) -> Vec<Group> {

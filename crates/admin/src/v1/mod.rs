@@ -77,6 +77,12 @@ pub fn router<S: Clone + Send + Sync + 'static>(api: Arc<Api>) -> Router<S> {
         .with_state(api)
 }
 
+/// Micro-dollars from the store as a decimal dollar string (a negative
+/// sum, which the ledger never holds, shows as 0).
+pub(crate) fn usd(micros: i64) -> String {
+    blastdoor_types::Money(u64::try_from(micros).unwrap_or(0)).to_string()
+}
+
 /// Checks `Authorization: Bearer <admin_token>` in constant time.
 async fn require_admin(
     State(api): State<Arc<Api>>,

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use blastdoor_store::LedgerStore;
 
-use super::Api;
+use super::{Api, usd};
 use crate::problem::ApiError;
 
 #[derive(Debug, Serialize)]
@@ -139,8 +139,7 @@ pub async fn list(State(api): State<Arc<Api>>) -> Result<Json<Vec<ServiceView>>,
                 .map(|e| CallerView {
                     team: e.team.clone(),
                     requests: e.requests,
-                    cost_usd: blastdoor_types::Money(u64::try_from(e.cost_micros).unwrap_or(0))
-                        .to_string(),
+                    cost_usd: usd(e.cost_micros),
                 })
                 .collect(),
         })

@@ -13,10 +13,9 @@ use axum::Json;
 use axum::extract::{Query, State};
 use blastdoor_config::Config;
 use blastdoor_store::{GroupBy, LedgerStore, Result, now_ms};
-use blastdoor_types::Money;
 use serde::{Deserialize, Serialize};
 
-use super::Api;
+use super::{Api, usd};
 use crate::problem::ApiError;
 
 /// Operations at least this similar (Jaccard, 0..1) are reported as
@@ -249,10 +248,6 @@ fn costliest(
             }
         })
         .collect()
-}
-
-fn usd(micros: i64) -> String {
-    Money(u64::try_from(micros).unwrap_or(0)).to_string()
 }
 
 impl SprawlReport {

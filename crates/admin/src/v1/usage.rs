@@ -9,10 +9,9 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use blastdoor_store::{GroupBy, LedgerStore, UsageRow, hour_of, now_ms};
-use blastdoor_types::Money;
 use serde::{Deserialize, Serialize};
 
-use super::Api;
+use super::{Api, usd};
 use crate::problem::ApiError;
 
 /// The default window: the last 7 days.
@@ -62,7 +61,7 @@ impl UsageReport {
                 .map(|r| UsageRowView {
                     group: r.group,
                     requests: r.requests,
-                    cost_usd: Money(u64::try_from(r.cost_micros).unwrap_or(0)).to_string(),
+                    cost_usd: usd(r.cost_micros),
                     unpriced_requests: r.unpriced_requests,
                     units: r.units,
                 })

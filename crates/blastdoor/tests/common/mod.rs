@@ -81,10 +81,11 @@ upstreams = ["{upstream}"]
     )
 }
 
-/// Runs `blastdoor keys ...` against the gateway's config; returns stdout.
-pub fn keys(gw: &GatewayProcess, args: &[&str]) -> String {
+/// Runs `blastdoor <command> --config <the gateway's config> <args>`;
+/// fails the test unless it succeeds; returns stdout, trimmed.
+pub fn cli(gw: &GatewayProcess, command: &str, args: &[&str]) -> String {
     let out = Command::new(BIN)
-        .arg("keys")
+        .arg(command)
         .arg("--config")
         .arg(&gw.config_path)
         .args(args)
@@ -92,10 +93,20 @@ pub fn keys(gw: &GatewayProcess, args: &[&str]) -> String {
         .unwrap();
     assert!(
         out.status.success(),
-        "keys {args:?} failed: {}",
+        "{command} {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Runs `blastdoor keys ...` against the gateway's config; returns stdout.
+pub fn keys(gw: &GatewayProcess, args: &[&str]) -> String {
+    cli(gw, "keys", args)
+}
+
+/// Runs `blastdoor budgets ...` against the gateway's config.
+pub fn budgets(gw: &GatewayProcess, args: &[&str]) -> String {
+    cli(gw, "budgets", args)
 }
 
 pub fn with_key(url: &str, header: &str, value: &str) -> Request<Full<Bytes>> {
