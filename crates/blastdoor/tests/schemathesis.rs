@@ -1,8 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 //! End-to-end: schemathesis, a property-based API tester, generates requests
-//! from the bundled mediagen contract (`examples/contracts/images.yaml`) and
+//! from the bundled mediagen contract (`examples/contracts/mediagen.yaml`) and
 //! sends them through the gateway (`validate = "enforce"`, `undocumented =
-//! "block"`, an API key) to a simulator of the service that answers as the
+//! "block"`, an API key) to mediagen itself, which must answer as its
 //! contract says.
 //!
 //! - Positive cases (valid by the contract): no server error, every one
@@ -18,21 +18,15 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::*;
-use http::{Request, StatusCode};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use serde_json::{Value, json};
-
-use blastdoor_testkit::upstream::{MockBody, full};
+use http::StatusCode;
+use serde_json::Value;
 
 /// The service's prefix on the gateway.
 const PREFIX: &str = "/mediagen";
@@ -45,114 +39,60 @@ const SEED: u64 = 20_260_101;
 /// Upper bound for one schemathesis run (interpreter start included).
 const RUN_WAIT: Duration = Duration::from_secs(300);
 
-/// A 1x1 PNG, base64: what the simulator "generates".
-const PNG_B64: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
-
 fn contract_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/contracts/images.yaml")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/contracts/mediagen.yaml")
 }
 
-// --- the service: mediagen, as its contract describes it ---
+// --- the service: mediagen itself ---
 
-/// A simulator of mediagen that answers every operation as the contract
-/// says, and anything it cannot read with a 400 of its own (so a request
-/// the gateway should have refused shows up as an upstream hit).
+/// mediagen (the local renderer) in this process, noting each request that
+/// reaches it, so a request the gateway should have refused shows up.
 struct Mediagen {
-    upstream: MockUpstream,
-}
-
-#[derive(Default)]
-struct Jobs {
-    next: AtomicU64,
-    by_id: Mutex<HashMap<String, Value>>,
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn problem(status: StatusCode, code: &str, title: &str) -> hyper::Response<MockBody> {
-    let body = json!({
-        "type": format!("https://mediagen.example.com/errors/{code}"),
-        "title": title,
-        "status": status.as_u16(),
-        "code": code,
-    });
-    full(status, "application/problem+json", body.to_string())
-}
-
-fn ok_json(status: StatusCode, v: &Value) -> hyper::Response<MockBody> {
-    full(status, "application/json", v.to_string())
-}
-
-/// The body as a JSON object, if it is one.
-async fn json_object(req: Request<Incoming>) -> Option<serde_json::Map<String, Value>> {
-    let bytes: Bytes = req.into_body().collect().await.ok()?.to_bytes();
-    match serde_json::from_slice(&bytes).ok()? {
-        Value::Object(map) => Some(map),
-        _ => None,
-    }
+    url: String,
+    seen: Arc<Mutex<Vec<String>>>,
 }
 
 impl Mediagen {
     async fn start() -> Mediagen {
-        let jobs = Arc::new(Jobs::default());
-        let upstream = MockUpstream::start(move |req: Request<Incoming>| {
-            let jobs = Arc::clone(&jobs);
-            async move {
-                let method = req.method().clone();
-                let path = req.uri().path().to_string();
-                match (method.as_str(), path.as_str()) {
-                    ("POST", "/v1/images/generations") => {
-                        let Some(body) = json_object(req).await else {
-                            return problem(StatusCode::BAD_REQUEST, "invalid_request", "Bad body");
-                        };
-                        let n = body.get("n").and_then(Value::as_u64).unwrap_or(1);
-                        let data: Vec<Value> =
-                            (0..n).map(|_| json!({ "b64_json": PNG_B64 })).collect();
-                        ok_json(
-                            StatusCode::OK,
-                            &json!({
-                                "created": unix_now(),
-                                "data": data,
-                                "usage": { "images": n },
-                            }),
-                        )
-                    }
-                    ("POST", "/v1/videos") => {
-                        let Some(body) = json_object(req).await else {
-                            return problem(StatusCode::BAD_REQUEST, "invalid_request", "Bad body");
-                        };
-                        let seq = jobs.next.fetch_add(1, Ordering::SeqCst);
-                        let id = format!("vid_{seq:012x}");
-                        let job = json!({
-                            "id": id,
-                            "object": "video",
-                            "status": "queued",
-                            "created_at": unix_now(),
-                            "seconds": body.get("seconds").and_then(Value::as_u64).unwrap_or(4),
-                            "progress": 0,
-                        });
-                        jobs.by_id.lock().unwrap().insert(id, job.clone());
-                        ok_json(StatusCode::ACCEPTED, &job)
-                    }
-                    ("GET", p) if p.starts_with("/v1/videos/") => {
-                        let id = &p["/v1/videos/".len()..];
-                        let job = jobs.by_id.lock().unwrap().get(id).cloned();
-                        match job {
-                            Some(job) => ok_json(StatusCode::OK, &job),
-                            None => problem(StatusCode::NOT_FOUND, "not_found", "No such video"),
-                        }
-                    }
-                    _ => problem(StatusCode::NOT_FOUND, "not_found", "No such operation"),
-                }
-            }
-        })
-        .await;
-        Mediagen { upstream }
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let (secret, _) = mediagen::webhook::Secret::generate().unwrap();
+        let config = mediagen::Config {
+            // Videos may name a webhook (to hosts that do not exist: one
+            // try each).
+            webhook_secret: Some(secret),
+            webhook_retry: mediagen::webhook::Retry {
+                attempts: 1,
+                ..Default::default()
+            },
+            // schemathesis may queue many videos at once: no 429 here.
+            jobs: mediagen::jobs::JobLimits {
+                max_unfinished: 10_000,
+                max_finished: 10_000,
+            },
+        };
+        let router = mediagen::router(mediagen::backend::Local::new(2), config).layer(
+            axum::middleware::from_fn(
+                move |req: axum::extract::Request, next: axum::middleware::Next| {
+                    log.lock()
+                        .unwrap()
+                        .push(format!("{} {}", req.method(), req.uri()));
+                    next.run(req)
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Mediagen { url, seen }
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn hits(&self) -> usize {
+        self.seen.lock().unwrap().len()
     }
 }
 
@@ -407,7 +347,7 @@ async fn schemathesis_through_the_gateway() {
     println!("{version}");
 
     let sim = Mediagen::start().await;
-    let gw = start(&config(&sim.upstream.url()));
+    let gw = start(&config(&sim.url));
     let key = api_key(&gw).await;
     let base_url = gw.url(PREFIX);
 
@@ -416,7 +356,7 @@ async fn schemathesis_through_the_gateway() {
     // gateway must refuse those (401). Not checked: `unsupported_method`,
     // which wants 405 with `Allow` for a method the contract does not list;
     // the gateway answers 400 `contract_violation` (README, section 6).
-    let before = sim.upstream.hits();
+    let before = sim.hits();
     let positive = schemathesis(
         &python,
         dir.path(),
@@ -472,7 +412,7 @@ async fn schemathesis_through_the_gateway() {
     }
     println!("positive: statuses {by_status:?}");
     assert_eq!(
-        sim.upstream.hits() - before,
+        sim.hits() - before,
         positive.entries.len() - refused,
         "every valid, authenticated request reached the service"
     );
@@ -483,7 +423,7 @@ async fn schemathesis_through_the_gateway() {
     // refuses every one itself, and the service sees none. (This contract
     // has no query or header parameters, where schemathesis may also send
     // unknown ones, which OpenAPI allows and the gateway forwards.)
-    let before = sim.upstream.hits();
+    let before = sim.hits();
     let negative = schemathesis(
         &python,
         dir.path(),
@@ -546,10 +486,7 @@ async fn schemathesis_through_the_gateway() {
         *by_code.entry(format!("{status} {code}")).or_default() += 1;
     }
     println!("negative: answers {by_code:?}");
-    let strays: Vec<String> = sim.upstream.seen()[before..]
-        .iter()
-        .map(|s| format!("{} {}", s.method, s.uri))
-        .collect();
+    let strays = sim.seen().split_off(before);
     assert!(
         strays.is_empty(),
         "negative cases reached the service: {strays:?}"

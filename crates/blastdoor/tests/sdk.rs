@@ -11,19 +11,18 @@
 //! say SKIPPED and pass.
 
 mod common;
+#[path = "sdk/python.rs"]
+mod python;
 #[path = "sdk/simulators.rs"]
 mod simulators;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-use blastdoor_store::{LedgerRecord, LedgerStore, SqlStore};
+use blastdoor_store::LedgerRecord;
 use common::*;
 use http::StatusCode;
+use python::{ledger, python, run_script, skip};
 use serde_json::Value;
 use simulators::{SimCall, Simulator};
+use std::collections::{BTreeMap, BTreeSet};
 
 const PROVIDER_BEARER: &str = "Bearer sk-sim-provider-credential";
 const PROVIDER_API_KEY: &str = "sk-ant-sim-provider-credential";
@@ -203,92 +202,6 @@ fn assert_within(expected: &Value, actual: &Value, what: &str) {
     }
 }
 
-// --- running the SDK scripts ---
-
-fn python() -> Option<String> {
-    std::env::var("BLASTDOOR_TEST_PYTHON")
-        .ok()
-        .filter(|p| !p.trim().is_empty())
-}
-
-fn skip(test: &str) {
-    println!(
-        "SKIPPED: BLASTDOOR_TEST_PYTHON not set (a Python with the SDKs of \
-         crates/blastdoor/tests/sdk/requirements.txt; .ci/run makes one): {test}"
-    );
-}
-
-/// Upper bound for one SDK script (interpreter start and SDK import
-/// included).
-const SCRIPT_WAIT: Duration = Duration::from_secs(120);
-
-/// Runs tests/sdk/`script` against `base_url` with `key`; returns the JSON
-/// lines it printed.
-async fn run_script(python: &str, script: &str, base_url: &str, key: &str) -> Vec<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/sdk")
-        .join(script);
-    let out = tempfile::NamedTempFile::new().unwrap();
-    let err = tempfile::NamedTempFile::new().unwrap();
-    let mut cmd = Command::new(python);
-    cmd.arg(&path)
-        .env("BLASTDOOR_BASE_URL", base_url)
-        .env("BLASTDOOR_KEY", key)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("NO_PROXY", "*")
-        .stdin(Stdio::null())
-        .stdout(out.reopen().unwrap())
-        .stderr(err.reopen().unwrap());
-    for var in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-        "OPENAI_BASE_URL",
-        "OPENAI_ORG_ID",
-        "OPENAI_PROJECT_ID",
-        "ANTHROPIC_BASE_URL",
-        "ANTHROPIC_AUTH_TOKEN",
-    ] {
-        cmd.env_remove(var);
-    }
-    let started = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run BLASTDOOR_TEST_PYTHON={python}: {e}"));
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > SCRIPT_WAIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{script} did not finish within {SCRIPT_WAIT:?}:\n{}",
-                std::fs::read_to_string(err.path()).unwrap()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let stdout = std::fs::read_to_string(out.path()).unwrap();
-    let stderr = std::fs::read_to_string(err.path()).unwrap();
-    assert!(
-        status.success(),
-        "{script} failed ({status}):\n{stderr}\nstdout:\n{stdout}"
-    );
-    println!(
-        "{script}: {} calls in {:?}",
-        stdout.lines().count().saturating_sub(1),
-        started.elapsed()
-    );
-    stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
 /// A key for the SDKs, once the running gateway knows it.
 async fn sdk_key(gw: &GatewayProcess, service: &str, header: &str) -> String {
     let key = keys(
@@ -315,20 +228,6 @@ async fn sdk_key(gw: &GatewayProcess, service: &str, header: &str) -> String {
     })
     .await;
     key
-}
-
-/// Stops the gateway (a graceful stop flushes the ledger) and returns each
-/// request's ledger records.
-async fn ledger(mut gw: GatewayProcess, ids: &[String]) -> BTreeMap<String, Vec<LedgerRecord>> {
-    gw.signal("TERM");
-    assert!(gw.wait_exit().success(), "{}", gw.stderr());
-    let url = format!("sqlite://{}", gw.dir().join("blastdoor.db").display());
-    let store = SqlStore::connect(&url).await.unwrap();
-    let mut out = BTreeMap::new();
-    for id in ids {
-        out.insert(id.clone(), store.ledger_by_request(id).await.unwrap());
-    }
-    out
 }
 
 /// What every call must satisfy: the SDK saw the simulator's answer, the
