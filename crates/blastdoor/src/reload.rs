@@ -10,7 +10,7 @@ use std::time::Duration;
 use blastdoor_config::Config;
 use blastdoor_proxy::Gateway;
 use blastdoor_store::{AuditEntry, AuditStore, SqlStore, now_ms};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 /// What identifies a version of the file cheaply: a rename-based write
@@ -46,20 +46,26 @@ pub struct Watched {
     pub loaded: Option<Fingerprint>,
 }
 
-pub async fn watch(
-    file: Watched,
-    gw: Arc<Gateway>,
-    store: SqlStore,
-    poll: Duration,
-    stop: CancellationToken,
-) {
-    let mut hup = match signal(SignalKind::hangup()) {
+/// Takes over SIGHUP. Called before the listeners accept anything: until
+/// then a SIGHUP would still stop the process (its default action).
+pub fn listen_for_hangup() -> Option<Signal> {
+    match signal(SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(e) => {
             tracing::error!(error = %e, "cannot listen for SIGHUP; reloading on file change only");
             None
         }
-    };
+    }
+}
+
+pub async fn watch(
+    file: Watched,
+    mut hup: Option<Signal>,
+    gw: Arc<Gateway>,
+    store: SqlStore,
+    poll: Duration,
+    stop: CancellationToken,
+) {
     let Watched {
         path,
         loaded: mut seen,

@@ -26,7 +26,7 @@ use blastdoor_telemetry::{AccessLog, AccessLogFlush, Metrics};
 
 use crate::reload::Watched;
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -63,6 +63,10 @@ pub async fn serve(
     watch: Option<Watched>,
     on_bound: Option<tokio::sync::oneshot::Sender<Bound>>,
 ) -> Result<()> {
+    // Signals are taken over before anything listens: until then their
+    // default action (stopping at once) would apply.
+    let stop_signals = StopSignals::listen()?;
+    let watch = watch.map(|file| (file, crate::reload::listen_for_hangup()));
     let store = crate::store::open(&config).await?;
     let listeners = Listeners::bind(&config).await?;
     let bound = listeners.bound;
@@ -73,7 +77,7 @@ pub async fn serve(
     if let Some(tx) = on_bound {
         let _ = tx.send(bound);
     }
-    wait_for_stop_signal().await?;
+    stop_signals.wait().await;
     tracing::info!(deadline = ?drain, "stopping: no new connections, draining in-flight requests");
     running.stop().await;
     tracing::info!("stopped");
@@ -129,7 +133,7 @@ struct Running {
 async fn start(
     config: Config,
     store: SqlStore,
-    watch: Option<Watched>,
+    watch: Option<(Watched, Option<Signal>)>,
     listeners: Listeners,
 ) -> Result<Running> {
     let tls = config
@@ -225,9 +229,10 @@ async fn start(
         admin,
         stop_rest.clone(),
     ));
-    if let Some(file) = watch {
+    if let Some((file, hangup)) = watch {
         tracker.spawn(crate::reload::watch(
             file,
+            hangup,
             Arc::clone(&gw),
             store.clone(),
             poll,
@@ -388,12 +393,24 @@ fn reuseport_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener
     socket.listen(LISTEN_BACKLOG)?.into_std()
 }
 
-async fn wait_for_stop_signal() -> Result<()> {
-    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+/// SIGTERM and SIGINT (Ctrl-C): a graceful stop.
+struct StopSignals {
+    term: Signal,
+    int: Signal,
+}
+
+impl StopSignals {
+    fn listen() -> Result<StopSignals> {
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM received"),
+            _ = self.int.recv() => tracing::info!("SIGINT received"),
+        }
+    }
 }

@@ -28,7 +28,10 @@ pub fn router() -> Router {
 async fn models() -> Json<Value> {
     Json(json!({
         "object": "list",
-        "data": [{ "id": "sim-small", "object": "model", "owned_by": "blastdoor-demo" }]
+        "data": [
+            { "id": "sim-small", "object": "model", "owned_by": "blastdoor-demo" },
+            { "id": "sim-large", "object": "model", "owned_by": "blastdoor-demo" }
+        ]
     }))
 }
 
