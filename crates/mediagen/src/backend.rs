@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use axum::http::StatusCode;
 use base64::Engine;
@@ -55,6 +55,8 @@ pub enum BackendError {
     Render(#[from] RenderError),
     #[error("the renderer stopped: {0}")]
     Crashed(String),
+    #[error("{0} renders are already waiting")]
+    Busy(usize),
 }
 
 impl BackendError {
@@ -75,6 +77,9 @@ impl BackendError {
                 "invalid_request",
                 "The request is not valid",
             ),
+            BackendError::Busy(_) => {
+                return Problem::busy(self.to_string(), 1);
+            }
             BackendError::Render(_) | BackendError::Crashed(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "render_failed",
@@ -103,16 +108,30 @@ pub trait Backend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Video, BackendError>> + Send;
 }
 
+/// Renders waiting for a slot, beyond which calls get 429 at once.
+pub const MAX_WAITING: usize = 64;
+
 /// Renders on this machine's cores, at most `slots` pictures or videos at
-/// once; the rest wait their turn.
+/// once; up to [`MAX_WAITING`] more wait their turn.
 pub struct Local {
     slots: Arc<Semaphore>,
+    waiting: AtomicUsize,
+}
+
+/// Counts a render as waiting while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Local {
     pub fn new(slots: usize) -> Local {
         Local {
             slots: Arc::new(Semaphore::new(slots.max(1))),
+            waiting: AtomicUsize::new(0),
         }
     }
 
@@ -121,11 +140,17 @@ impl Local {
         &self,
         work: impl FnOnce() -> Result<T, RenderError> + Send + 'static,
     ) -> Result<T, BackendError> {
+        let before = self.waiting.fetch_add(1, Ordering::Relaxed);
+        let waiting = Waiting(&self.waiting);
+        if before >= MAX_WAITING + self.slots.available_permits() {
+            return Err(BackendError::Busy(before));
+        }
         let _slot = self
             .slots
             .acquire()
             .await
             .map_err(|e| BackendError::Crashed(e.to_string()))?;
+        drop(waiting);
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| BackendError::Crashed(e.to_string()))?
@@ -180,5 +205,53 @@ impl Backend for Local {
             media_type: render::APNG,
             bytes,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn spec() -> ImageSpec {
+        ImageSpec {
+            prompt: "queue".into(),
+            n: 1,
+            side: 8,
+            seed: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn renders_beyond_the_queue_are_refused_at_once() {
+        let local = Arc::new(Local::new(1));
+        let held = Arc::clone(&local.slots).try_acquire_owned().unwrap();
+        let queued: Vec<_> = (0..MAX_WAITING)
+            .map(|_| {
+                let local = Arc::clone(&local);
+                tokio::spawn(async move { local.images(&spec()).await })
+            })
+            .collect();
+        for _ in 0..1000 {
+            if local.waiting.load(Ordering::Relaxed) == MAX_WAITING {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(local.waiting.load(Ordering::Relaxed), MAX_WAITING);
+        let refused = local.images(&spec()).await.unwrap_err();
+        let p = refused.problem();
+        assert_eq!(
+            (p.status.as_u16(), p.code, p.retry_after),
+            (429, "busy", Some(1))
+        );
+
+        // The queue drains once the slot is free, and every render is made.
+        drop(held);
+        for q in queued {
+            assert_eq!(q.await.unwrap().unwrap().len(), 1);
+        }
+        assert_eq!(local.waiting.load(Ordering::Relaxed), 0);
+        local.images(&spec()).await.unwrap();
     }
 }
