@@ -7,7 +7,7 @@
 #![no_main]
 
 use blastdoor_fuzz::{JSON, hash, meter, split};
-use blastdoor_meter::{JsonPointerUnit, MeterSpec};
+use blastdoor_meter::{JsonPointerUnit, JsonUnits, MeterSpec};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -62,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
             pointer: pointer.to_string(),
         })
         .collect();
-    let spec = MeterSpec::Json(units.clone());
+    let spec = MeterSpec::Json(JsonUnits::new(units.clone()));
     let usage = meter(&spec, JSON, [body]);
     assert_eq!(usage, meter(&spec, JSON, split(body, hash(data))), "cuts");
 

@@ -7,7 +7,7 @@
 #![no_main]
 
 use blastdoor_fuzz::{EVENT_STREAM, check_units, meter, split};
-use blastdoor_meter::{JsonPointerUnit, MeterSpec};
+use blastdoor_meter::{JsonPointerUnit, JsonUnits, MeterSpec};
 use libfuzzer_sys::fuzz_target;
 
 const CONTENT_TYPES: [&str; 4] = [
@@ -25,11 +25,11 @@ fn spec(pick: u8) -> MeterSpec {
     match pick % 3 {
         0 => MeterSpec::OpenAi,
         1 => MeterSpec::Anthropic,
-        _ => MeterSpec::Json(vec![
+        _ => MeterSpec::Json(JsonUnits::new(vec![
             unit("image", "/data/#len"),
             unit("token", "/usage/total_tokens"),
             unit("second", "/usage/seconds"),
-        ]),
+        ])),
     }
 }
 

@@ -51,7 +51,7 @@ impl Cx<'_> {
             "none" => MeterSpec::None,
             "openai" => MeterSpec::OpenAi,
             "anthropic" => MeterSpec::Anthropic,
-            "json" => MeterSpec::Json(json),
+            "json" => MeterSpec::Json(blastdoor_meter::JsonUnits::new(json)),
             "header" => MeterSpec::Header(headers),
             other => {
                 if let Some(m) = &r.meter {

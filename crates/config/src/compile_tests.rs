@@ -298,10 +298,12 @@ output_tokens = "0.60/1M"
     let img = &c.services[0];
     assert_eq!(
         img.meter,
-        crate::MeterSpec::Json(vec![crate::JsonPointerUnit {
-            unit: "image".into(),
-            pointer: "/data/#len".into()
-        }])
+        crate::MeterSpec::Json(blastdoor_meter::JsonUnits::new(vec![
+            crate::JsonPointerUnit {
+                unit: "image".into(),
+                pointer: "/data/#len".into()
+            }
+        ]))
     );
     assert_eq!(img.unpriced, crate::Unpriced::Reject);
     assert_eq!(img.pricing.per_request.micros(), 500);

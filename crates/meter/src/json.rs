@@ -1,6 +1,15 @@
 //! The `json` meter: units read from the response body with JSON pointers;
 //! a pointer ending in `/#len` counts the array it points to.
+//!
+//! [`from_body`] reads the body once and keeps only what the pointers
+//! name: everything else is skipped unparsed into values, so a body with
+//! megabytes of base64 pictures costs a scan, not a copy of each string.
 
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::Usage;
@@ -26,16 +35,393 @@ fn read(v: &Value, pointer: &str) -> Result<u64, String> {
         };
     }
     match v.pointer(pointer) {
-        Some(x) => x
-            .as_u64()
-            .or_else(|| {
-                x.as_f64()
-                    .filter(|f| f.is_finite() && *f >= 0.0 && f.fract() == 0.0 && *f < 1e18)
-                    .map(|f| f as u64)
-            })
-            .ok_or_else(|| format!("{pointer} is not a whole, non-negative number")),
+        Some(x) => whole(x).ok_or_else(|| format!("{pointer} is not a whole, non-negative number")),
         None => Err(format!("{pointer} is missing")),
     }
+}
+
+/// What a pointer asks of the value it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Number,
+    Len,
+    /// The top-level `model` string.
+    Model,
+}
+
+/// A pointer split into its reference tokens; `None` if it is not a
+/// pointer at all (no leading `/`), which names nothing.
+struct Target {
+    path: Option<Vec<String>>,
+    want: Want,
+}
+
+impl Target {
+    fn new(pointer: &str, want: Want) -> Target {
+        let path = match pointer {
+            "" => Some(Vec::new()),
+            p => p.strip_prefix('/').map(|rest| {
+                rest.split('/')
+                    .map(|t| t.replace("~1", "/").replace("~0", "~"))
+                    .collect()
+            }),
+        };
+        Target { path, want }
+    }
+
+    fn token(&self, depth: usize) -> Option<&str> {
+        self.path.as_ref()?.get(depth).map(String::as_str)
+    }
+
+    fn ends_at(&self, depth: usize) -> bool {
+        self.path.as_ref().is_some_and(|p| p.len() == depth)
+    }
+}
+
+/// What was found at each target: a value (numbers and model), an array
+/// length, or "there, but not an array".
+#[derive(Debug, Clone)]
+enum Found {
+    Value(Value),
+    Len(u64),
+    NotArray,
+}
+
+/// An array index as RFC 6901 writes it: digits, no leading zero.
+fn index(token: &str) -> Option<usize> {
+    let digits = !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit());
+    if !digits || (token.len() > 1 && token.starts_with('0')) {
+        return None;
+    }
+    token.parse().ok()
+}
+
+/// Targets as a bit set: at most [`MAX_TARGETS`].
+type Mask = u64;
+const MAX_TARGETS: usize = Mask::BITS as usize;
+
+/// The indexes of the set bits, lowest first.
+fn members(mut mask: Mask) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (mask != 0).then(|| {
+            let i = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            i
+        })
+    })
+}
+
+/// One JSON value, at `depth`, that the `live` targets pass through or end
+/// at.
+struct Node<'a> {
+    targets: &'a [Target],
+    found: &'a RefCell<Vec<Option<Found>>>,
+    live: Mask,
+    depth: usize,
+}
+
+impl Node<'_> {
+    fn select(&self, matches: impl Fn(&Target) -> bool) -> Mask {
+        members(self.live)
+            .filter(|&i| matches(&self.targets[i]))
+            .fold(0, |m, i| m | 1 << i)
+    }
+
+    /// The live targets whose next token `matches`.
+    fn child(&self, matches: impl Fn(&str) -> bool) -> Mask {
+        self.select(|t| t.token(self.depth).is_some_and(&matches))
+    }
+
+    /// A later duplicate key replaces an earlier one, as in a parsed value.
+    fn forget(&self, live: Mask) {
+        let mut found = self.found.borrow_mut();
+        for i in members(live) {
+            found[i] = None;
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Node<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let ending = self.select(|t| t.ends_at(self.depth));
+        if ending == 0 {
+            return d.deserialize_any(self);
+        }
+        let only_lengths =
+            ending == self.live && members(ending).all(|i| self.targets[i].want == Want::Len);
+        if only_lengths {
+            // Count the elements without keeping them.
+            let len = d.deserialize_any(Counter)?;
+            let mut found = self.found.borrow_mut();
+            for i in members(ending) {
+                found[i] = Some(len.map_or(Found::NotArray, Found::Len));
+            }
+            return Ok(());
+        }
+        // A number, the model, or targets both here and below: keep this
+        // value and resolve them in it.
+        let value = <Value as serde::Deserialize>::deserialize(d)?;
+        let mut found = self.found.borrow_mut();
+        for i in members(self.live) {
+            let t = &self.targets[i];
+            let rest = t.path.as_deref().map_or(&[][..], |p| &p[self.depth..]);
+            let mut at = Some(&value);
+            for token in rest {
+                at = at.and_then(|v| match v {
+                    Value::Object(m) => m.get(token),
+                    Value::Array(a) => index(token).and_then(|n| a.get(n)),
+                    _ => None,
+                });
+            }
+            found[i] = at.map(|v| match (t.want, v) {
+                (Want::Len, Value::Array(a)) => Found::Len(a.len() as u64),
+                (Want::Len, _) => Found::NotArray,
+                _ => Found::Value(v.clone()),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Visitor<'de> for Node<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(live) = map.next_key_seed(KeyMatch(&self))? {
+            if live == 0 {
+                map.next_value::<IgnoredAny>()?;
+            } else {
+                self.forget(live);
+                map.next_value_seed(Node {
+                    targets: self.targets,
+                    found: self.found,
+                    live,
+                    depth: self.depth + 1,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut n = 0usize;
+        loop {
+            let live = self.child(|t| index(t) == Some(n));
+            let more = if live == 0 {
+                seq.next_element::<IgnoredAny>()?.is_some()
+            } else {
+                seq.next_element_seed(Node {
+                    targets: self.targets,
+                    found: self.found,
+                    live,
+                    depth: self.depth + 1,
+                })?
+                .is_some()
+            };
+            if !more {
+                return Ok(());
+            }
+            n += 1;
+        }
+    }
+
+    // Scalars hold nothing deeper: targets below them are missing.
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// Reads an object key into the set of live targets it leads on to,
+/// comparing it where it lies (no copy of the key).
+struct KeyMatch<'n, 'a>(&'n Node<'a>);
+
+impl<'de> DeserializeSeed<'de> for KeyMatch<'_, '_> {
+    type Value = Mask;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Mask, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyMatch<'_, '_> {
+    type Value = Mask;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Mask, E> {
+        Ok(self.0.child(|t| t == key))
+    }
+}
+
+/// An array's length (its elements skipped), or `None` for any other
+/// value.
+struct Counter;
+
+impl<'de> Visitor<'de> for Counter {
+    type Value = Option<u64>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<u64>, A::Error> {
+        let mut n = 0;
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            n += 1;
+        }
+        Ok(Some(n))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<u64>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Option<u64>, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Option<u64>, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Option<u64>, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Option<u64>, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Option<u64>, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Option<u64>, E> {
+        Ok(None)
+    }
+}
+
+/// A whole, non-negative number (an integral float below 1e18 counts).
+fn whole(x: &Value) -> Option<u64> {
+    x.as_u64().or_else(|| {
+        x.as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0 && f.fract() == 0.0 && *f < 1e18)
+            .map(|f| f as u64)
+    })
+}
+
+/// A json meter's units, with their pointers split once (at config time)
+/// for [`from_body`]. Cheap to clone.
+#[derive(Clone)]
+pub struct JsonUnits(Arc<Plan>);
+
+struct Plan {
+    units: Vec<JsonPointerUnit>,
+    /// One per unit, then the top-level `model`.
+    targets: Vec<Target>,
+}
+
+impl JsonUnits {
+    pub fn new(units: Vec<JsonPointerUnit>) -> JsonUnits {
+        let mut targets: Vec<Target> = units
+            .iter()
+            .map(|u| match u.pointer.strip_suffix("/#len") {
+                Some(array_at) => Target::new(array_at, Want::Len),
+                None => Target::new(&u.pointer, Want::Number),
+            })
+            .collect();
+        targets.push(Target::new("/model", Want::Model));
+        JsonUnits(Arc::new(Plan { units, targets }))
+    }
+}
+
+impl std::ops::Deref for JsonUnits {
+    type Target = [JsonPointerUnit];
+
+    fn deref(&self) -> &[JsonPointerUnit] {
+        &self.0.units
+    }
+}
+
+impl fmt::Debug for JsonUnits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.units.fmt(f)
+    }
+}
+
+impl PartialEq for JsonUnits {
+    fn eq(&self, other: &JsonUnits) -> bool {
+        self.0.units == other.0.units
+    }
+}
+
+impl Eq for JsonUnits {}
+
+/// The units a JSON body reports, read in one pass over it; `None` if it
+/// is not JSON.
+pub fn from_body(body: &[u8], units: &JsonUnits) -> Option<Usage> {
+    let Plan { units, targets } = &*units.0;
+    if targets.len() > MAX_TARGETS {
+        let v = serde_json::from_slice::<Value>(body).ok()?;
+        return Some(from_pointers(&v, units));
+    }
+    let found = RefCell::new(vec![None; targets.len()]);
+    let root = Node {
+        targets,
+        found: &found,
+        live: (0..targets.len())
+            .filter(|&i| targets[i].path.is_some())
+            .fold(0, |m, i| m | 1 << i),
+        depth: 0,
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    root.deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    let mut found = found.into_inner();
+    let model = match found.pop().flatten() {
+        Some(Found::Value(Value::String(m))) => Some(m),
+        _ => None,
+    };
+    let mut out = Usage {
+        model,
+        ..Usage::default()
+    };
+    for (u, f) in units.iter().zip(found) {
+        let array_at = u.pointer.strip_suffix("/#len");
+        let read = match (f, array_at) {
+            (Some(Found::Len(n)), _) => Ok(n),
+            (Some(Found::NotArray), Some(at)) => Err(format!("{at} is not an array")),
+            (None, Some(at)) => Err(format!("{at} is missing")),
+            (Some(Found::Value(v)), None) => whole(&v)
+                .ok_or_else(|| format!("{} is not a whole, non-negative number", u.pointer)),
+            (None, None) => Err(format!("{} is missing", u.pointer)),
+            (Some(_), _) => Err(format!("{} cannot be read", u.pointer)),
+        };
+        match read {
+            Ok(n) => out.add(&u.unit, n),
+            Err(e) => out.problem = Some(e),
+        }
+    }
+    Some(out)
 }
 
 pub fn from_pointers(v: &Value, units: &[JsonPointerUnit]) -> Usage {
@@ -79,6 +465,84 @@ mod tests {
         assert_eq!(u.get("video_second"), 4);
         assert_eq!(u.get("frame"), 96);
         assert!(u.problem.is_none());
+    }
+
+    /// The one-pass reader agrees with resolving pointers in a parsed
+    /// value, on hits, misses and wrong kinds alike.
+    #[test]
+    fn one_pass_reading_agrees_with_the_parsed_value() {
+        let bodies = [
+            json!({"model": "m1", "data": [{"b64_json": "x"}, {"b64_json": "y"}], "usage": {"images": 2, "f": 3.0, "neg": -1, "half": 1.5}}),
+            json!({"data": {"not": "an array"}, "usage": [4, 5, {"n": 6}], "a/b": {"~": 7}, "model": 3}),
+            json!([1, [2, 3], {"0": 9}]),
+            json!(12),
+            json!({"data": [], "data2": [[1, 2], []], "usage": null}),
+        ];
+        let pointers = [
+            "/data/#len",
+            "/usage/images",
+            "/usage/f",
+            "/usage/neg",
+            "/usage/half",
+            "/missing",
+            "/usage/1",
+            "/usage/2/n",
+            "/usage/01",
+            "/a~1b/~0",
+            "",
+            "/#len",
+            "/1/#len",
+            "/2/0",
+            "/data2/0/#len",
+            "/data2/#len",
+            "no-slash",
+            "/usage/images/deeper",
+            "/data/0/b64_json",
+        ];
+        for body in &bodies {
+            let bytes = serde_json::to_vec(body).unwrap();
+            for p in pointers {
+                let units = [unit("u", p)];
+                assert_eq!(
+                    from_body(&bytes, &JsonUnits::new(units.to_vec())),
+                    Some(from_pointers(body, &units)),
+                    "{p} in {body}"
+                );
+            }
+            let all: Vec<JsonPointerUnit> = pointers
+                .iter()
+                .enumerate()
+                .map(|(i, p)| unit(&format!("u{i}"), p))
+                .collect();
+            assert_eq!(
+                from_body(&bytes, &JsonUnits::new(all.clone())),
+                Some(from_pointers(body, &all)),
+                "{body}"
+            );
+        }
+        // A later duplicate key wins, as in a parsed value.
+        let dup = br#"{"usage": {"n": 1}, "usage": {"m": 2}}"#;
+        let v: Value = serde_json::from_slice(dup).unwrap();
+        for p in ["/usage/n", "/usage/m"] {
+            let units = [unit("u", p)];
+            let plan = JsonUnits::new(units.to_vec());
+            assert_eq!(
+                from_body(dup, &plan),
+                Some(from_pointers(&v, &units)),
+                "{p}"
+            );
+        }
+        let n = JsonUnits::new(vec![unit("u", "/n")]);
+        assert_eq!(from_body(b"{\"n\": 1", &n), None, "not JSON");
+        assert_eq!(from_body(b"{} trailing", &n), None, "not JSON");
+        // More units than the one-pass reader tracks: read from the parsed value.
+        let many: Vec<JsonPointerUnit> = (0..70).map(|i| unit(&format!("u{i}"), "/n")).collect();
+        let body = br#"{"n": 3}"#;
+        let v: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(
+            from_body(body, &JsonUnits::new(many.clone())),
+            Some(from_pointers(&v, &many))
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub mod price;
 mod sse;
 mod usage;
 
-pub use json::JsonPointerUnit;
+pub use json::{JsonPointerUnit, JsonUnits};
 pub use price::{Priced, Pricing};
 pub use usage::Usage;
 
@@ -30,7 +30,7 @@ pub enum MeterSpec {
     OpenAi,
     Anthropic,
     /// Units read from the JSON response body with JSON pointers.
-    Json(Vec<JsonPointerUnit>),
+    Json(JsonUnits),
     /// Units read from numeric response headers: (unit, header name).
     Header(Vec<(String, String)>),
 }
@@ -84,7 +84,7 @@ pub enum Meter {
 pub enum BodyKind {
     OpenAi,
     Anthropic,
-    Json(Vec<JsonPointerUnit>),
+    Json(JsonUnits),
 }
 
 impl Meter {
@@ -150,6 +150,24 @@ impl Meter {
         }
     }
 
+    /// The usage of a whole body read at once, parsed where it lies (no
+    /// copy into the meter's buffer).
+    pub fn finish_whole(self, body: &[u8]) -> Usage {
+        match self {
+            Meter::Body { kind, buf, .. } if buf.is_empty() => {
+                if body.len() > MAX_BUFFERED_BODY {
+                    return Usage::unreadable("response body too large to meter");
+                }
+                parse_body(&kind, body)
+                    .unwrap_or_else(|| Usage::unreadable("response body is not JSON"))
+            }
+            mut other => {
+                other.feed(body);
+                other.finish()
+            }
+        }
+    }
+
     /// The usage of what was fed so far.
     pub fn finish(self) -> Usage {
         match self {
@@ -159,18 +177,18 @@ impl Meter {
             Meter::Body { overflow: true, .. } => {
                 Usage::unreadable("response body too large to meter")
             }
-            Meter::Body { kind, buf, .. } => {
-                match serde_json::from_slice::<serde_json::Value>(&buf) {
-                    Err(_) => Usage::unreadable("response body is not JSON"),
-                    Ok(v) => match kind {
-                        BodyKind::OpenAi => openai::from_body(&v),
-                        BodyKind::Anthropic => anthropic::from_message(&v),
-                        BodyKind::Json(units) => json::from_pointers(&v, &units),
-                    },
-                }
-            }
+            Meter::Body { kind, buf, .. } => parse_body(&kind, &buf)
+                .unwrap_or_else(|| Usage::unreadable("response body is not JSON")),
         }
     }
+}
+
+fn parse_body(kind: &BodyKind, body: &[u8]) -> Option<Usage> {
+    Some(match kind {
+        BodyKind::Json(units) => json::from_body(body, units)?,
+        BodyKind::OpenAi => openai::from_body(&serde_json::from_slice(body).ok()?),
+        BodyKind::Anthropic => anthropic::from_message(&serde_json::from_slice(body).ok()?),
+    })
 }
 
 fn usage_from_headers<'h>(
@@ -234,7 +252,11 @@ mod tests {
 
     #[test]
     fn oversized_bodies_are_flagged() {
-        let mut m = Meter::start(&MeterSpec::Json(vec![]), "application/json", no_headers);
+        let mut m = Meter::start(
+            &MeterSpec::Json(JsonUnits::new(vec![])),
+            "application/json",
+            no_headers,
+        );
         let chunk = vec![b' '; 1024 * 1024];
         for _ in 0..(MAX_BUFFERED_BODY / chunk.len() + 1) {
             m.feed(&chunk);

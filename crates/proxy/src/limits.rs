@@ -7,7 +7,6 @@
 //! cluster, checked in one round trip per request; if Redis fails the
 //! node-local buckets take over. Requests in flight are capped per node.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use blastdoor_cluster::{BucketCheck, BucketOp, BucketState, Buckets};
@@ -302,21 +301,36 @@ fn charge_local(svc: &ServiceRuntime, caller: Option<&str>, charges: &[(usize, u
 }
 
 /// `RateLimit-Policy` and `RateLimit` for the limits this call was checked
-/// against: one list item per policy.
+/// against: one list item per policy. Built by hand, not with `write!`:
+/// it runs on every answer of a limited service.
 pub fn headers(ctx: &RequestCtx) -> Option<(HeaderValue, HeaderValue)> {
-    let mut policy = String::new();
-    let mut remaining = String::new();
+    let mut policy = String::with_capacity(96);
+    let mut remaining = String::with_capacity(96);
+    let mut num = itoa::Buffer::new();
     let mut item = |name: &str, unit: Option<&str>, q: &Quota| {
-        let sep = if policy.is_empty() { "" } else { ", " };
-        let _ = write!(policy, "{sep}\"{name}\";q={};w=60", q.limit);
-        if let Some(unit) = unit {
-            let _ = write!(policy, ";qu=\"{unit}\"");
+        if !policy.is_empty() {
+            policy.push_str(", ");
+            remaining.push_str(", ");
         }
-        let _ = write!(
-            remaining,
-            "{sep}\"{name}\";r={};t={}",
-            q.remaining, q.reset_secs
-        );
+        for (out, key, value) in [
+            (&mut policy, "q", q.limit),
+            (&mut remaining, "r", q.remaining),
+        ] {
+            out.push('"');
+            out.push_str(name);
+            out.push_str("\";");
+            out.push_str(key);
+            out.push('=');
+            out.push_str(num.format(value));
+        }
+        policy.push_str(";w=60");
+        if let Some(unit) = unit {
+            policy.push_str(";qu=\"");
+            policy.push_str(unit);
+            policy.push('"');
+        }
+        remaining.push_str(";t=");
+        remaining.push_str(num.format(q.reset_secs));
     };
     if let Some((name, q)) = &ctx.quota {
         item(name, None, q);

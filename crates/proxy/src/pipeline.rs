@@ -125,7 +125,7 @@ async fn meter_up_front(
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let Some(mut meter) = meter else {
+    let Some(meter) = meter else {
         return Ok((Relay::Stream(body), None));
     };
     let bounded = declared.is_some_and(|len| len <= blastdoor_meter::MAX_BUFFERED_BODY as u64);
@@ -149,8 +149,7 @@ async fn meter_up_front(
             ));
         }
     };
-    meter.feed(&bytes);
-    let usage = (*meter).finish();
+    let usage = (*meter).finish_whole(&bytes);
     Ok((Relay::Whole(bytes), Some(Box::new(Meter::Known(usage)))))
 }
 
