@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
 
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::Usage;
@@ -195,7 +195,7 @@ impl<'de> Visitor<'de> for Node<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(live) = map.next_key_seed(KeyMatch(&self))? {
             if live == 0 {
-                map.next_value::<IgnoredAny>()?;
+                map.next_value_seed(Skip)?;
             } else {
                 self.forget(live);
                 map.next_value_seed(Node {
@@ -214,7 +214,7 @@ impl<'de> Visitor<'de> for Node<'_> {
         loop {
             let live = self.child(|t| index(t) == Some(n));
             let more = if live == 0 {
-                seq.next_element::<IgnoredAny>()?.is_some()
+                seq.next_element_seed(Skip)?.is_some()
             } else {
                 seq.next_element_seed(Node {
                     targets: self.targets,
@@ -276,6 +276,58 @@ impl<'de> Visitor<'de> for KeyMatch<'_, '_> {
     }
 }
 
+/// A value no pointer names: checked as strictly as a parsed value would
+/// be (UTF-8, escapes, nesting), kept nowhere. serde's `IgnoredAny` is not
+/// enough: it skips strings without checking them, and a body that is not
+/// JSON must be flagged, never metered.
+#[derive(Clone, Copy)]
+struct Skip;
+
+impl<'de> DeserializeSeed<'de> for Skip {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Skip {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_entry_seed(Skip, Skip)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Skip)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
 /// An array's length (its elements skipped), or `None` for any other
 /// value.
 struct Counter;
@@ -289,14 +341,14 @@ impl<'de> Visitor<'de> for Counter {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<u64>, A::Error> {
         let mut n = 0;
-        while seq.next_element::<IgnoredAny>()?.is_some() {
+        while seq.next_element_seed(Skip)?.is_some() {
             n += 1;
         }
         Ok(Some(n))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<u64>, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        while map.next_entry_seed(Skip, Skip)?.is_some() {}
         Ok(None)
     }
 
@@ -534,6 +586,22 @@ mod tests {
         }
         let n = JsonUnits::new(vec![unit("u", "/n")]);
         assert_eq!(from_body(b"{\"n\": 1", &n), None, "not JSON");
+        // Strings no pointer names are still checked (found by fuzzing).
+        assert_eq!(
+            from_body(b"{\"n\": 1, \"x\": \"\xff\"}", &n),
+            None,
+            "not UTF-8"
+        );
+        assert_eq!(
+            from_body(b"{\"n\": 1, \"x\": [\"\\ud800\"]}", &n),
+            None,
+            "a lone surrogate"
+        );
+        assert_eq!(
+            from_body(b"{\"n\": 1, \"\xff\": 2}", &n),
+            None,
+            "a key that is not UTF-8"
+        );
         assert_eq!(from_body(b"{} trailing", &n), None, "not JSON");
         // More units than the one-pass reader tracks: read from the parsed value.
         let many: Vec<JsonPointerUnit> = (0..70).map(|i| unit(&format!("u{i}"), "/n")).collect();
