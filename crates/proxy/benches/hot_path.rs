@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // bench setup
 
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr};
 
 use blastdoor_proxy::headers::{Hop, TraceContext, rewrite_request};
 use blastdoor_proxy::path::normalize;
@@ -83,7 +82,7 @@ fn headers(c: &mut Criterion) {
             let mut h = template.clone();
             let trace = TraceContext::continue_or_start(h.get("traceparent"), None);
             let hop = Hop {
-                client: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)),
+                client: "10.0.0.7",
                 tls: false,
                 http11: true,
                 original_host: None,

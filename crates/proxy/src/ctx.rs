@@ -22,6 +22,8 @@ pub struct RequestCtx {
     pub request_id: String,
     pub trace: TraceContext,
     pub client: SocketAddr,
+    /// `client`'s IP as text (made once per connection).
+    pub client_ip: Arc<str>,
     pub tls: bool,
     pub version: Version,
     pub method: Method,
@@ -87,6 +89,7 @@ pub struct AttemptSpan {
 impl RequestCtx {
     pub fn new(
         client: SocketAddr,
+        client_ip: Arc<str>,
         tls: bool,
         version: Version,
         method: Method,
@@ -97,6 +100,7 @@ impl RequestCtx {
             request_id: String::new(),
             trace: TraceContext::default(),
             client,
+            client_ip,
             tls,
             version,
             method,

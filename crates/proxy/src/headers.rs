@@ -1,8 +1,6 @@
 //! Header rewriting across the door: hop-by-hop fields (RFC 9110 §7.6.1),
 //! forwarding information, request ids and W3C trace context.
 
-use std::net::IpAddr;
-
 use blastdoor_auth::Caller;
 use blastdoor_config::UpstreamAuth;
 use blastdoor_telemetry::otlp::Tracer;
@@ -73,7 +71,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> bool {
 /// What the gateway knows about the hop it forwards.
 #[derive(Debug)]
 pub struct Hop<'a> {
-    pub client: IpAddr,
+    /// The caller's IP, as text.
+    pub client: &'a str,
     pub tls: bool,
     /// The caller spoke HTTP/1.1 (the only version that upgrades).
     pub http11: bool,

@@ -38,9 +38,12 @@ use crate::{
 const REPLAYABLE_BODY: u64 = 64 * 1024;
 
 /// Where a connection comes from.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub client: std::net::SocketAddr,
+    /// The client's IP as text, written once per connection: every request
+    /// on it sends it upstream (`x-forwarded-for`) and may log it.
+    pub client_ip: Arc<str>,
     pub tls: bool,
 }
 
@@ -54,6 +57,7 @@ pub async fn handle(
     let (mut parts, body) = req.into_parts();
     let mut ctx = Box::new(RequestCtx::new(
         conn.client,
+        conn.client_ip,
         conn.tls,
         parts.version,
         parts.method.clone(),
@@ -340,7 +344,7 @@ fn prepare(ctx: &RequestCtx, parts: &mut Parts, svc: &ServiceRuntime) -> (Outgoi
     let upgrade = headers::rewrite_request(
         &mut h,
         &headers::Hop {
-            client: ctx.client.ip(),
+            client: &ctx.client_ip,
             tls: ctx.tls,
             http11: parts.version == http::Version::HTTP_11,
             original_host,

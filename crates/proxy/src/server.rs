@@ -65,11 +65,13 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let conn = ConnInfo {
             client,
+            client_ip: Arc::from(client.ip().to_string()),
             tls: tls.is_some(),
         };
         let (gw_for_conn, clients_for_conn) = (Arc::clone(&gw), Arc::clone(&clients));
         let service = service_fn(move |req| {
             let (gw, clients) = (Arc::clone(&gw_for_conn), Arc::clone(&clients_for_conn));
+            let conn = conn.clone();
             async move { Ok::<_, Infallible>(pipeline::handle(&gw, &clients, conn, req).await) }
         });
         match &tls {

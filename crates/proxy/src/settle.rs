@@ -173,7 +173,7 @@ impl Settler {
                 .map(String::as_str),
             request_id: &ctx.request_id,
             trace_id: &ctx.trace.trace_id_hex(),
-            client: ctx.client.ip().to_string(),
+            client: &ctx.client_ip,
             protocol: ctx.protocol(),
             method: ctx.method.as_str(),
             path: &ctx.path,

@@ -105,7 +105,7 @@ fn server_span(
         ),
         ("url.path", Value::Str(ctx.path.clone())),
         ("http.response.status_code", int(ctx.status)),
-        ("client.address", Value::Str(ctx.client.ip().to_string())),
+        ("client.address", Value::Str(ctx.client_ip.to_string())),
         ("blastdoor.request_id", Value::Str(ctx.request_id.clone())),
         ("blastdoor.attempts", int(ctx.attempts)),
         ("blastdoor.complete", Value::Bool(complete)),

@@ -30,7 +30,7 @@ const POLL: Duration = Duration::from_millis(50);
 pub struct AccessRecord<'a> {
     pub request_id: &'a str,
     pub trace_id: &'a str,
-    pub client: String,
+    pub client: &'a str,
     pub protocol: &'static str,
     pub method: &'a str,
     pub path: &'a str,
