@@ -17,10 +17,12 @@
 //! SKIPPED and passes.
 
 mod common;
+#[path = "sdk/python.rs"]
+mod python;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -134,33 +136,12 @@ async fn api_key(gw: &GatewayProcess) -> String {
 
 // --- running schemathesis ---
 
-fn python() -> Option<String> {
-    std::env::var("BLASTDOOR_TEST_PYTHON")
-        .ok()
-        .filter(|p| !p.trim().is_empty())
-}
-
 /// `python -m schemathesis.cli`, without proxies or a stray config.
 fn schemathesis_cmd(python: &str, cwd: &Path) -> Command {
-    let mut cmd = Command::new(python);
+    let mut cmd = python::command(python, &["SCHEMATHESIS_HOOKS", "SCHEMATHESIS_CONFIG_FILE"]);
     cmd.args(["-m", "schemathesis.cli"])
         .current_dir(cwd)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("NO_PROXY", "*")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null());
-    for var in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-        "SCHEMATHESIS_HOOKS",
-        "SCHEMATHESIS_CONFIG_FILE",
-    ] {
-        cmd.env_remove(var);
-    }
+        .env("NO_COLOR", "1");
     cmd
 }
 
@@ -239,23 +220,11 @@ async fn schemathesis(
     let out = std::fs::File::create(&log).unwrap();
     cmd.stdout(out.try_clone().unwrap()).stderr(out);
     let started = Instant::now();
-    let mut child = cmd
+    let child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run BLASTDOOR_TEST_PYTHON={python}: {e}"));
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > RUN_WAIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "schemathesis ({mode}) did not finish within {RUN_WAIT:?}:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status =
+        python::wait_bounded(child, RUN_WAIT, &format!("schemathesis ({mode})"), &log).await;
     let took = started.elapsed();
     let output = std::fs::read_to_string(&log).unwrap_or_default();
     let entries = std::fs::read_to_string(&har)
@@ -328,7 +297,7 @@ fn response_drift(metrics: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_through_the_gateway() {
-    let Some(python) = python() else {
+    let Some(python) = python::python() else {
         println!(
             "SKIPPED: BLASTDOOR_TEST_PYTHON not set (a Python with schemathesis from \
              crates/blastdoor/tests/sdk/requirements.txt; .ci/run makes one): \

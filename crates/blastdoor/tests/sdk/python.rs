@@ -1,9 +1,11 @@
 //! Running the Python end-to-end scripts of tests/sdk/ (the official SDKs
 //! as callers of the gateway), and reading back what the gateway recorded.
+#![allow(dead_code)] // shared by several test binaries, each using a part
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use blastdoor_store::{LedgerRecord, LedgerStore, SqlStore};
@@ -23,6 +25,47 @@ pub fn skip(test: &str) {
     );
 }
 
+/// A Python run for a test: no proxies from whoever runs the tests, no
+/// bytecode files, and none of `extra` (variables that would redirect it).
+pub fn command(python: &str, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(python);
+    cmd.env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("NO_PROXY", "*")
+        .stdin(Stdio::null());
+    let proxies = [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ];
+    for var in proxies.iter().chain(extra) {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Waits for `child` at most `limit`; past it, kills it and fails with
+/// `what` and the log at `log`.
+pub async fn wait_bounded(mut child: Child, limit: Duration, what: &str, log: &Path) -> ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what} did not finish within {limit:?}:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Upper bound for one SDK script (interpreter start and SDK import
 /// included).
 const SCRIPT_WAIT: Duration = Duration::from_secs(120);
@@ -35,48 +78,24 @@ pub async fn run_script(python: &str, script: &str, base_url: &str, key: &str) -
         .join(script);
     let out = tempfile::NamedTempFile::new().unwrap();
     let err = tempfile::NamedTempFile::new().unwrap();
-    let mut cmd = Command::new(python);
-    cmd.arg(&path)
-        .env("BLASTDOOR_BASE_URL", base_url)
-        .env("BLASTDOOR_KEY", key)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("NO_PROXY", "*")
-        .stdin(Stdio::null())
-        .stdout(out.reopen().unwrap())
-        .stderr(err.reopen().unwrap());
-    for var in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
+    let sdk_settings = [
         "OPENAI_BASE_URL",
         "OPENAI_ORG_ID",
         "OPENAI_PROJECT_ID",
         "ANTHROPIC_BASE_URL",
         "ANTHROPIC_AUTH_TOKEN",
-    ] {
-        cmd.env_remove(var);
-    }
+    ];
+    let mut cmd = command(python, &sdk_settings);
+    cmd.arg(&path)
+        .env("BLASTDOOR_BASE_URL", base_url)
+        .env("BLASTDOOR_KEY", key)
+        .stdout(out.reopen().unwrap())
+        .stderr(err.reopen().unwrap());
     let started = Instant::now();
-    let mut child = cmd
+    let child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run BLASTDOOR_TEST_PYTHON={python}: {e}"));
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > SCRIPT_WAIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{script} did not finish within {SCRIPT_WAIT:?}:\n{}",
-                std::fs::read_to_string(err.path()).unwrap()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = wait_bounded(child, SCRIPT_WAIT, script, err.path()).await;
     let stdout = std::fs::read_to_string(out.path()).unwrap();
     let stderr = std::fs::read_to_string(err.path()).unwrap();
     assert!(
