@@ -4,14 +4,16 @@
 //! map, which is cheap at the rate keys change. The cache follows the store
 //! by asking for keys changed since its watermark.
 
-use std::collections::HashMap;
+// foldhash: these maps are read on every request; SipHash costs more than
+// the rest of the lookup.
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use arc_swap::ArcSwap;
 use blastdoor_store::{KeyRecord, KeyStore, StoreError};
 
-use crate::key::{ApiKey, constant_time_eq};
+use crate::key::{self, SecretDigest, constant_time_eq};
 
 /// Changes written by another node with a clock this far behind ours are
 /// still picked up: each sync looks back this much before its watermark.
@@ -107,8 +109,9 @@ impl Rejection {
 
 #[derive(Debug, PartialEq, Eq)]
 struct Entry {
-    secret_hash: String,
-    previous_hash: Option<String>,
+    /// `None`: the stored hash is not a SHA-256 in hex; nothing matches it.
+    secret_hash: Option<SecretDigest>,
+    previous_hash: Option<SecretDigest>,
     previous_until: Option<i64>,
     expires_at: Option<i64>,
     revoked: bool,
@@ -120,8 +123,8 @@ struct Entry {
 impl From<&KeyRecord> for Entry {
     fn from(r: &KeyRecord) -> Entry {
         Entry {
-            secret_hash: r.secret_hash.clone(),
-            previous_hash: r.previous_hash.clone(),
+            secret_hash: key::digest_from_hex(&r.secret_hash),
+            previous_hash: r.previous_hash.as_deref().and_then(key::digest_from_hex),
             previous_until: r.previous_until,
             expires_at: r.expires_at,
             revoked: r.revoked_at.is_some(),
@@ -205,19 +208,18 @@ impl KeyCache {
         now_ms: i64,
     ) -> Result<Arc<Caller>, Rejection> {
         let presented = presented.ok_or(Rejection::Missing)?;
-        let key = ApiKey::parse(presented).map_err(|_| Rejection::Malformed)?;
+        let (id, secret) = key::split(presented).map_err(|_| Rejection::Malformed)?;
         let entries = self.entries.load();
-        let entry = entries.get(key.id()).ok_or(Rejection::Unknown)?;
+        let entry = entries.get(id).ok_or(Rejection::Unknown)?;
         // Hashes are compared, so the cache never holds a secret.
-        let hash = key.secret_hash();
-        let current = constant_time_eq(hash.as_bytes(), entry.secret_hash.as_bytes());
+        let hash = key::secret_digest(secret);
+        let current = entry
+            .secret_hash
+            .is_some_and(|stored| constant_time_eq(&hash, &stored));
         let in_grace = entry
             .previous_hash
-            .as_ref()
             .zip(entry.previous_until)
-            .is_some_and(|(prev, until)| {
-                now_ms < until && constant_time_eq(hash.as_bytes(), prev.as_bytes())
-            });
+            .is_some_and(|(prev, until)| now_ms < until && constant_time_eq(&hash, &prev));
         if !current && !in_grace {
             return Err(Rejection::Unknown);
         }
@@ -234,6 +236,7 @@ impl KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ApiKey;
 
     fn record(key: &ApiKey, updated_at: i64) -> KeyRecord {
         KeyRecord {
@@ -278,6 +281,34 @@ mod tests {
         assert_eq!(
             cache.authenticate(Some(&key.reveal()), 10_000),
             Err(Rejection::Expired)
+        );
+    }
+
+    #[test]
+    fn a_stored_hash_that_is_not_hex_sha256_matches_nothing() {
+        let cache = KeyCache::new();
+        let key = ApiKey::generate().unwrap();
+        let mut r = record(&key, 1);
+        // The secret itself, or a truncated hash: neither may let it in.
+        for stored in [
+            key.reveal(),
+            key.secret_hash()[..62].to_string(),
+            String::new(),
+        ] {
+            r.secret_hash = stored;
+            r.updated_at += 1;
+            cache.apply(std::slice::from_ref(&r));
+            assert_eq!(
+                cache.authenticate(Some(&key.reveal()), 0),
+                Err(Rejection::Unknown)
+            );
+        }
+        r.secret_hash = key.secret_hash().to_uppercase();
+        r.updated_at += 1;
+        cache.apply(&[r]);
+        assert!(
+            cache.authenticate(Some(&key.reveal()), 0).is_ok(),
+            "hex is hex in either case"
         );
     }
 

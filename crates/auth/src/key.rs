@@ -32,11 +32,7 @@ impl ApiKey {
 
     /// Parses `bd_<id><secret>`.
     pub fn parse(s: &str) -> Result<ApiKey, KeyFormatError> {
-        let body = s.strip_prefix(PREFIX).ok_or(KeyFormatError)?;
-        if body.len() != ID_LEN + SECRET_LEN || !body.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(KeyFormatError);
-        }
-        let (id, secret) = body.split_at(ID_LEN);
+        let (id, secret) = split(s)?;
         Ok(ApiKey {
             id: id.to_string(),
             secret: secret.to_string(),
@@ -78,8 +74,35 @@ impl fmt::Debug for ApiKey {
     }
 }
 
+/// `bd_<id><secret>` as (id, secret), borrowed: what the proxy checks on
+/// every request, without copying either part.
+pub fn split(s: &str) -> Result<(&str, &str), KeyFormatError> {
+    let body = s.strip_prefix(PREFIX).ok_or(KeyFormatError)?;
+    if body.len() != ID_LEN + SECRET_LEN || !body.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(KeyFormatError);
+    }
+    Ok(body.split_at(ID_LEN))
+}
+
+/// The SHA-256 of a secret. The store keeps it as hex ([`hash_secret`]);
+/// the key cache keeps the raw bytes, so a request's check hashes and
+/// compares without writing hex.
+pub type SecretDigest = [u8; 32];
+
+pub fn secret_digest(secret: &str) -> SecretDigest {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
 pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    hex::encode(secret_digest(secret))
+}
+
+/// A stored hex hash as raw bytes; `None` if it is not one (such a hash
+/// matches no secret).
+pub fn digest_from_hex(hash: &str) -> Option<SecretDigest> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hash, &mut out).ok()?;
+    Some(out)
 }
 
 /// Equal-length inputs are compared without an early exit.

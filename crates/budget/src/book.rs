@@ -2,7 +2,9 @@
 //! them, and the spend of the current period, all in atomics (no lock on
 //! the request path).
 
-use std::collections::HashMap;
+// foldhash: these maps are read on every request; SipHash costs more than
+// the rest of the lookup.
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 

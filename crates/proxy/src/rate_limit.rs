@@ -10,7 +10,9 @@
 //! may go into debt by what requests in flight used, and then refuses until
 //! the debt is paid down.
 
-use std::collections::HashMap;
+// foldhash: these maps are read on every request; SipHash costs more than
+// the rest of the lookup.
+use foldhash::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -133,7 +135,7 @@ impl PerCaller {
         PerCaller {
             limit,
             epoch: Instant::now(),
-            shards: std::array::from_fn(|_| RwLock::new(HashMap::new())),
+            shards: std::array::from_fn(|_| RwLock::new(HashMap::default())),
         }
     }
 
@@ -259,7 +261,7 @@ impl CallerConcurrency {
     pub fn new(limit: u32) -> Self {
         CallerConcurrency {
             limit: limit as usize,
-            shards: std::array::from_fn(|_| RwLock::new(HashMap::new())),
+            shards: std::array::from_fn(|_| RwLock::new(HashMap::default())),
         }
     }
 

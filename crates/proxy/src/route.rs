@@ -6,7 +6,9 @@
 //! depth, not on the number of routes. Host-specific routes are tried
 //! before routes without a host.
 
-use std::collections::HashMap;
+// foldhash: these maps are read on every request; SipHash costs more than
+// the rest of the lookup.
+use foldhash::HashMap;
 
 /// Maps (host, prefix) to a value (the service index in a snapshot).
 #[derive(Debug, Default)]
@@ -18,8 +20,8 @@ pub struct RouteTable<T> {
 impl<T> RouteTable<T> {
     pub fn new() -> Self {
         RouteTable {
-            any_host: HashMap::new(),
-            by_host: HashMap::new(),
+            any_host: HashMap::default(),
+            by_host: HashMap::default(),
         }
     }
 

@@ -7,10 +7,10 @@
 //! map and allocates nothing; only a caller's first request builds the
 //! label sets and goes to the registry's families (shared by all services).
 
-use std::collections::HashMap;
-use std::sync::RwLock;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, RwLock};
 
+use foldhash::HashMap;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -36,7 +36,7 @@ pub(crate) type CostFamily = Family<CostLabels, Counter<f64, AtomicU64>>;
 pub(crate) type UnitFamily = Family<UnitLabels, Counter>;
 
 /// The counters of one (team, consumer).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Handles {
     cost: Counter<f64, AtomicU64>,
     /// In the order of [`Spend::units`].
@@ -50,8 +50,8 @@ pub struct Spend {
     units: Vec<String>,
     cost: CostFamily,
     by_unit: UnitFamily,
-    /// team -> consumer -> handles.
-    resolved: RwLock<HashMap<String, HashMap<String, Handles>>>,
+    /// team -> consumer -> handles (shared: a lookup copies no list).
+    resolved: RwLock<HashMap<String, HashMap<String, Arc<Handles>>>>,
 }
 
 impl Spend {
@@ -99,7 +99,7 @@ impl Spend {
     }
 
     /// Resolves (creating) the counters of a caller and keeps them.
-    fn handles(&self, team: &str, consumer: &str) -> Handles {
+    fn handles(&self, team: &str, consumer: &str) -> Arc<Handles> {
         // One statement per family lookup: a family's read guard lives to
         // the end of its statement.
         let cost = self
@@ -124,13 +124,13 @@ impl Spend {
                     .clone()
             })
             .collect();
-        let h = Handles { cost, units };
+        let h = Arc::new(Handles { cost, units });
         self.resolved
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .entry(team.to_string())
             .or_default()
-            .insert(consumer.to_string(), h.clone());
+            .insert(consumer.to_string(), Arc::clone(&h));
         h
     }
 }
