@@ -63,6 +63,10 @@ pub struct RequestCtx {
     /// Passed every admission check and went on to be forwarded: from here
     /// on the request leaves exactly one ledger record, whatever happens.
     pub admitted: bool,
+    /// The response's price, when its usage was known before the head was
+    /// sent (for `x-blastdoor-cost-usd`): settle uses it instead of
+    /// pricing the same usage again.
+    pub priced: Option<blastdoor_meter::Priced>,
     /// The estimated cost held on the caller's budgets until settle.
     pub reservation: Option<blastdoor_budget::Reservation>,
     /// Spans are recorded for this request (tracing is on and the trace
@@ -123,6 +127,7 @@ impl RequestCtx {
             cause: None,
             bytes_in: 0,
             admitted: false,
+            priced: None,
             reservation: None,
             traced: false,
             attempt_spans: Vec::new(),

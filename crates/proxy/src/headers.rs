@@ -19,6 +19,8 @@ pub static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 pub static X_BLASTDOOR_CONSUMER: HeaderName = HeaderName::from_static("x-blastdoor-consumer");
 pub static X_BLASTDOOR_TEAM: HeaderName = HeaderName::from_static("x-blastdoor-team");
 pub static X_BLASTDOOR_COST_USD: HeaderName = HeaderName::from_static("x-blastdoor-cost-usd");
+pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 static PROXY_AUTHORIZATION: HeaderName = HeaderName::from_static("proxy-authorization");
@@ -239,7 +241,8 @@ impl TraceContext {
     pub fn trace_id_hex(&self) -> String {
         let mut buf = [0u8; 32];
         write_hex(self.trace_id, &mut buf);
-        buf.iter().map(|&b| char::from(b)).collect()
+        // Hex digits are ASCII: this never fails.
+        String::from_utf8(buf.to_vec()).unwrap_or_default()
     }
 
     /// `00-<trace id>-<span id>-<flags>`.

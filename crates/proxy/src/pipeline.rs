@@ -399,10 +399,11 @@ fn respond(
             }
             if let (Some(svc), Some(usage)) = (&ctx.service, meter.as_ref().and_then(|m| m.known()))
             {
-                let cost = svc.config.pricing.price(usage).cost.to_string();
-                if let Ok(v) = HeaderValue::try_from(cost) {
+                let priced = svc.config.pricing.price(usage);
+                if let Ok(v) = HeaderValue::try_from(priced.cost.to_string()) {
                     head.headers.insert(&X_BLASTDOOR_COST_USD, v);
                 }
+                ctx.priced = Some(priced);
             }
             let sample = contract::sample_response(gw, &ctx, &head);
             Response::from_parts(
@@ -425,8 +426,9 @@ fn respond(
         announce_deprecation(resp.headers_mut(), d);
     }
     if let Some((policy, remaining)) = limit_headers {
-        resp.headers_mut().insert("ratelimit-policy", policy);
-        resp.headers_mut().insert("ratelimit", remaining);
+        resp.headers_mut()
+            .insert(&headers::RATELIMIT_POLICY, policy);
+        resp.headers_mut().insert(&headers::RATELIMIT, remaining);
     }
     resp
 }

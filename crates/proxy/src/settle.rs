@@ -73,8 +73,15 @@ impl Settler {
 
     /// Prices usage and records it in the service's metrics; says once per
     /// reason (a model without a price, say) what could not be priced.
-    fn price(&self, svc: &ServiceRuntime, caller: Option<&Caller>, usage: &Usage) -> Priced {
-        let priced = svc.config.pricing.price(usage);
+    /// `up_front`: the price already worked out for the response's head.
+    fn price(
+        &self,
+        svc: &ServiceRuntime,
+        caller: Option<&Caller>,
+        usage: &Usage,
+        up_front: Option<Priced>,
+    ) -> Priced {
+        let priced = up_front.unwrap_or_else(|| svc.config.pricing.price(usage));
         let m = &svc.metrics;
         let team = caller.and_then(|c| c.team.as_deref()).unwrap_or("");
         let consumer = match caller {
@@ -118,8 +125,11 @@ impl Settler {
     ) {
         let total = ctx.started.elapsed();
         let usage = usage.or_else(|| per_request_only(&ctx).then(Usage::default));
+        let up_front = ctx.priced.take();
         let priced = match (&ctx.service, &usage) {
-            (Some(svc), Some(usage)) => Some(self.price(svc, ctx.caller.as_deref(), usage)),
+            (Some(svc), Some(usage)) => {
+                Some(self.price(svc, ctx.caller.as_deref(), usage, up_front))
+            }
             _ => None,
         };
         let cost = priced

@@ -98,7 +98,9 @@ fn server_span(
     end: u64,
 ) -> SpanRecord {
     let svc = ctx.service.as_deref();
-    let mut a = vec![
+    // Room for every attribute below, so the list never grows.
+    let mut a = Vec::with_capacity(24);
+    a.extend([
         (
             "http.request.method",
             Value::Str(ctx.method.as_str().into()),
@@ -109,7 +111,7 @@ fn server_span(
         ("blastdoor.request_id", Value::Str(ctx.request_id.clone())),
         ("blastdoor.attempts", int(ctx.attempts)),
         ("blastdoor.complete", Value::Bool(complete)),
-    ];
+    ]);
     if let Some(svc) = svc {
         a.push(("blastdoor.service", Value::Str(svc.config.name.clone())));
         a.push(("http.route", Value::Str(svc.config.route.prefix.clone())));
@@ -156,7 +158,7 @@ fn server_span(
         parent_span_id: ctx.trace.parent_span_id.unwrap_or(0),
         remote_parent: ctx.trace.parent_span_id.is_some(),
         kind: Kind::Server,
-        name: format!("{} {route}", ctx.method).trim_end().to_string(),
+        name: span_name(ctx.method.as_str(), route),
         start_unix_nanos: start,
         end_unix_nanos: end,
         error: (ctx.status >= 500).then(|| {
@@ -167,4 +169,15 @@ fn server_span(
         }),
         attributes: a,
     }
+}
+
+/// `{method} {route}`, or the method alone when no route matched.
+fn span_name(method: &str, route: &str) -> String {
+    let mut name = String::with_capacity(method.len() + 1 + route.len());
+    name.push_str(method);
+    if !route.is_empty() {
+        name.push(' ');
+        name.push_str(route);
+    }
+    name
 }
