@@ -100,29 +100,30 @@ async fn insert_records(
             chunk.len(),
             "ON CONFLICT (id) DO NOTHING RETURNING id",
         );
+        // Text is bound borrowed from the records: no copy per field.
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for r in chunk {
             let units = serde_json::to_string(&r.units).unwrap_or_else(|_| "{}".to_string());
             q = q
-                .bind(r.id.clone())
+                .bind(r.id.as_str())
                 .bind(r.at)
-                .bind(r.request_id.clone())
-                .bind(r.trace_id.clone())
-                .bind(r.origin.clone())
-                .bind(r.consumer.clone())
-                .bind(r.key_id.clone())
-                .bind(r.team.clone())
-                .bind(r.service.clone())
-                .bind(r.operation.clone())
-                .bind(r.method.clone())
+                .bind(r.request_id.as_str())
+                .bind(r.trace_id.as_str())
+                .bind(r.origin.as_str())
+                .bind(r.consumer.as_str())
+                .bind(r.key_id.as_str())
+                .bind(r.team.as_str())
+                .bind(r.service.as_str())
+                .bind(r.operation.as_str())
+                .bind(r.method.as_str())
                 .bind(i64::from(r.status))
-                .bind(r.error.clone())
+                .bind(r.error.as_deref())
                 .bind(i64::from(r.complete))
                 .bind(to_i64(r.latency_ms))
-                .bind(r.model.clone())
+                .bind(r.model.as_deref())
                 .bind(units)
                 .bind(r.cost_micros)
-                .bind(r.unpriced.clone());
+                .bind(r.unpriced.as_deref());
         }
         for row in q.fetch_all(&mut **tx).await? {
             inserted.insert(row.try_get::<String, _>("id")?);
@@ -131,34 +132,65 @@ async fn insert_records(
     Ok(inserted)
 }
 
+/// Whose usage a record is, in which hour: every rollup row the record
+/// adds to follows from these, so records are summed by them first (one
+/// lookup per record instead of one per dimension).
+type Group<'a> = (i64, &'a str, &'a str, &'a str, &'a str, &'a str, &'a str);
+
+impl<'a> Sums<'a> {
+    fn add(&mut self, r: &'a LedgerRecord) {
+        self.requests += 1;
+        self.cost = self.cost.saturating_add(r.cost_micros);
+        self.unpriced += i64::from(r.unpriced.is_some());
+        for (unit, n) in &r.units {
+            *self.units.entry(unit.as_str()).or_default() += to_i64(*n);
+        }
+    }
+
+    fn merge(&mut self, other: &Sums<'a>) {
+        self.requests += other.requests;
+        self.cost = self.cost.saturating_add(other.cost);
+        self.unpriced += other.unpriced;
+        for (unit, n) in &other.units {
+            *self.units.entry(unit).or_default() += n;
+        }
+    }
+}
+
 /// Sums new records into one row per (dimension, value, hour).
 fn roll_up<'a>(
     records: impl Iterator<Item = &'a LedgerRecord>,
 ) -> BTreeMap<RollupKey<'a>, Sums<'a>> {
-    let mut rollups: BTreeMap<RollupKey<'a>, Sums<'a>> = BTreeMap::new();
+    let mut groups: BTreeMap<Group<'a>, Sums<'a>> = BTreeMap::new();
     for r in records {
-        let hour = hour_of(r.at);
+        let group = (
+            hour_of(r.at),
+            r.team.as_str(),
+            r.consumer.as_str(),
+            r.service.as_str(),
+            r.operation.as_str(),
+            r.origin.as_str(),
+            r.key_id.as_str(),
+        );
+        groups.entry(group).or_default().add(r);
+    }
+    let mut rollups: BTreeMap<RollupKey<'a>, Sums<'a>> = BTreeMap::new();
+    for ((hour, team, consumer, service, operation, origin, key), sums) in &groups {
         // `edge`: who calls which service (team and service), for the
         // catalog's callers and the dependency map.
-        let edge = Cow::Owned(format!("{}{PAIR_SEPARATOR}{}", r.service, r.team));
-        let operation = Cow::Owned(format!("{}{PAIR_SEPARATOR}{}", r.service, r.operation));
+        let edge = Cow::Owned(format!("{service}{PAIR_SEPARATOR}{team}"));
+        let service_operation = Cow::Owned(format!("{service}{PAIR_SEPARATOR}{operation}"));
         for (dim, value) in [
-            ("team", Cow::Borrowed(r.team.as_str())),
-            ("consumer", Cow::Borrowed(r.consumer.as_str())),
-            ("service", Cow::Borrowed(r.service.as_str())),
-            ("operation", Cow::Borrowed(r.operation.as_str())),
-            ("origin", Cow::Borrowed(r.origin.as_str())),
-            ("key", Cow::Borrowed(r.key_id.as_str())),
+            ("team", Cow::Borrowed(*team)),
+            ("consumer", Cow::Borrowed(*consumer)),
+            ("service", Cow::Borrowed(*service)),
+            ("operation", Cow::Borrowed(*operation)),
+            ("origin", Cow::Borrowed(*origin)),
+            ("key", Cow::Borrowed(*key)),
             (EDGE_DIM, edge),
-            (SERVICE_OPERATION_DIM, operation),
+            (SERVICE_OPERATION_DIM, service_operation),
         ] {
-            let sums = rollups.entry((dim, value, hour)).or_default();
-            sums.requests += 1;
-            sums.cost = sums.cost.saturating_add(r.cost_micros);
-            sums.unpriced += i64::from(r.unpriced.is_some());
-            for (unit, n) in &r.units {
-                *sums.units.entry(unit.as_str()).or_default() += to_i64(*n);
-            }
+            rollups.entry((dim, value, *hour)).or_default().merge(sums);
         }
     }
     rollups
