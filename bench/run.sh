@@ -48,8 +48,10 @@ fi
 
 UPSTREAM_ADDR=127.0.0.1:18081
 NGINX_ADDR=127.0.0.1:18082
-BD_ADDR=127.0.0.1:18083
-BD_ADMIN_ADDR=127.0.0.1:18093
+# Each blastdoor target listens on its own ports: they run side by side so
+# their runs can alternate (see run_blastdoors).
+declare -A BD_PORT=([blastdoor]=18083 [metered]=18084 [traced]=18085)
+BD_TARGETS=(blastdoor metered traced)
 REQ_PATH=/bench/hello
 EXPECTED_BODY='{"ok":true,"n":1,"msg":"hello from upstream"}'
 READY_TIMEOUT_S=10
@@ -139,7 +141,7 @@ port_open() { # host:port
     (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null
 }
 
-for a in "$UPSTREAM_ADDR" "$NGINX_ADDR" "$BD_ADDR" "$BD_ADMIN_ADDR"; do
+for a in "$UPSTREAM_ADDR" "$NGINX_ADDR" 127.0.0.1:1808{3,4,5} 127.0.0.1:1809{3,4,5}; do
     port_open "$a" && die "$a is already in use; stop whatever listens there first"
 done
 
@@ -232,29 +234,42 @@ wait_ledger() {
     log "  WARN: the ledger writer was still writing 60 s after the run"
 }
 
-# measure target N C url pid
-measure() {
-    local target=$1 n=$2 c=$3 url=$4 pid=$5 run out t0 t1 rss_idle rss_after hwm
+# measure_run target N C run url pid: one measured wrk run, its CPU and memory.
+measure_run() {
+    local target=$1 n=$2 c=$3 run=$4 url=$5 pid=$6 out t0 t1 rss_after hwm
+    out=$TMP/wrk-$target-n$n-c$c-r$run.txt
+    t0=$(cpu_ticks "$pid")
+    if ! wrk -t"$WRK_THREADS" -c"$c" -d"$DURATION" --latency ${HDR[@]+"${HDR[@]}"} "$url" >"$out" 2>&1; then
+        log "  run $run: wrk failed:"; sed 's/^/    /' "$out"
+    fi
+    wait_ledger
+    t1=$(cpu_ticks "$pid")
+    rss_after=$(mem_kb "$pid" VmRSS)
+    hwm=$(mem_kb "$pid" VmHWM)
+    is_alive "$pid" || log "  WARN: $target (pid $pid) died during the run"
+    python3 "$BENCH_DIR/summarize.py" run "$RESULTS" "$target" "$n" "$c" "$run" "$out" \
+        "$((t1 - t0))" "$CLK_TCK" "${RSS_IDLE[$target]}" "$rss_after" "$hwm"
+}
+
+# prepare target N C url pid: check the answer, note idle memory, warm up.
+declare -A RSS_IDLE
+prepare() {
+    local target=$1 n=$2 c=$3 url=$4 pid=$5
     log ""
     log "--- $target  N=$n  C=$c  ($url, measuring pid $pid + children)"
     check_response "$url" || { log "  SKIPPED: $target does not return the upstream body"; return 1; }
-    rss_idle=$(mem_kb "$pid" VmRSS)
+    RSS_IDLE[$target]=$(mem_kb "$pid" VmRSS)
     log "  warmup $WARMUP"
     wrk -t"$WRK_THREADS" -c"$c" -d"$WARMUP" ${HDR[@]+"${HDR[@]}"} "$url" >/dev/null 2>&1 || true
     wait_ledger
+}
+
+# measure target N C url pid: a whole set, its runs one after another.
+measure() {
+    local target=$1 n=$2 c=$3 url=$4 pid=$5 run
+    prepare "$@" || return 1
     for ((run = 1; run <= RUNS; run++)); do
-        out=$TMP/wrk-$target-n$n-c$c-r$run.txt
-        t0=$(cpu_ticks "$pid")
-        if ! wrk -t"$WRK_THREADS" -c"$c" -d"$DURATION" --latency ${HDR[@]+"${HDR[@]}"} "$url" >"$out" 2>&1; then
-            log "  run $run: wrk failed:"; sed 's/^/    /' "$out"
-        fi
-        wait_ledger
-        t1=$(cpu_ticks "$pid")
-        rss_after=$(mem_kb "$pid" VmRSS)
-        hwm=$(mem_kb "$pid" VmHWM)
-        is_alive "$pid" || log "  WARN: $target (pid $pid) died during the run"
-        python3 "$BENCH_DIR/summarize.py" run "$RESULTS" "$target" "$n" "$c" "$run" "$out" \
-            "$((t1 - t0))" "$CLK_TCK" "$rss_idle" "$rss_after" "$hwm"
+        measure_run "$target" "$n" "$c" "$run" "$url" "$pid"
     done
     python3 "$BENCH_DIR/summarize.py" set "$RESULTS" "$target" "$n" "$c"
 }
@@ -269,14 +284,17 @@ rate_limit = { requests_per_minute = 10000000, per_key_requests_per_minute = 100
 per_request = "0.00001"
 units = [{ name = "item", price = "0.0001", from = "/n" }]'
 
-# run_blastdoor target N C: start blastdoor (plain or metered), measure, stop.
-run_blastdoor() {
-    local target=$1 n=$2 c=$3 cfg blog pid key public=true
+# start_blastdoor target N C: configure and start one blastdoor target on
+# its own ports; sets BD_PID, BD_URL, BD_METRICS and BD_HDR for it.
+declare -A BD_PID BD_URL BD_METRICS BD_HDR
+start_blastdoor() {
+    local target=$1 n=$2 c=$3 cfg blog pid key public=true port=${BD_PORT[$1]}
+    local addr=127.0.0.1:$port admin=127.0.0.1:$((port + 10))
     cfg=$TMP/$target-n$n-c$c.toml
     blog=$TMP/$target-n$n-c$c.log
     if ((BENCH_AUTH)) || [[ $target == metered ]]; then public=false; fi
-    render "$BENCH_DIR/blastdoor.toml.tmpl" "$cfg" "LISTEN=$BD_ADDR" \
-        "ADMIN_LISTEN=$BD_ADMIN_ADDR" "WORKERS=$n" "POOL=$c" "UPSTREAM=$UPSTREAM_ADDR" \
+    render "$BENCH_DIR/blastdoor.toml.tmpl" "$cfg" "LISTEN=$addr" \
+        "ADMIN_LISTEN=$admin" "WORKERS=$n" "POOL=$c" "UPSTREAM=$UPSTREAM_ADDR" \
         "PUBLIC=$public" "STORE=$TMP/$target-n$n-c$c"
     if [[ $target == metered ]]; then
         printf '%s\n' "$METERED_BLOCK" >>"$cfg"
@@ -284,9 +302,10 @@ run_blastdoor() {
     if [[ $target == traced ]]; then
         sed -i "s#^access = \"off\"#access = \"$TMP/$target-n$n-c$c-access.log\"\n[tracing]\notlp_endpoint = \"http://$UPSTREAM_ADDR/v1/traces\"\nsample_ratio = 1.0#" "$cfg"
     fi
+    BD_HDR[$target]=
     if [[ $public == false ]]; then
         key=$("$BLASTDOOR_BIN" keys --config "$cfg" create --name bench --team bench 2>/dev/null)
-        HDR=(-H "Authorization: Bearer $key")
+        BD_HDR[$target]="Authorization: Bearer $key"
     fi
     if [[ $target == metered ]]; then
         "$BLASTDOOR_BIN" budgets --config "$cfg" set --team bench --amount 1000000 \
@@ -294,20 +313,61 @@ run_blastdoor() {
     fi
     "$BLASTDOOR_BIN" serve --config "$cfg" >"$blog" 2>&1 &
     pid=$!
-    ADMIN_METRICS=http://$BD_ADMIN_ADDR/metrics
     STARTED_PIDS+=("$pid")
-    if wait_healthz "$pid" "http://$BD_ADMIN_ADDR/healthz"; then
-        measure "$target" "$n" "$c" "http://$BD_ADDR$REQ_PATH" "$pid" || true
-    else
+    if ! wait_healthz "$pid" "http://$admin/healthz"; then
         log ""
         if is_alive "$pid"; then
-            log "--- $target N=$n C=$c: NOT READY (http://$BD_ADMIN_ADDR/healthz not 2xx within ${READY_TIMEOUT_S}s); log tail:"
+            log "--- $target N=$n C=$c: NOT READY (http://$admin/healthz not 2xx within ${READY_TIMEOUT_S}s); log tail:"
         else
             log "--- $target N=$n C=$c: EXITED during startup; log tail:"
         fi
         tail -n 20 "$blog" | sed 's/^/    /' || true
+        stop_pid "$pid"
+        return 1
     fi
-    stop_pid "$pid"
+    BD_PID[$target]=$pid
+    BD_URL[$target]=http://$addr$REQ_PATH
+    BD_METRICS[$target]=http://$admin/metrics
+}
+
+# use_blastdoor target: wrk's headers and the ledger to wait for are its.
+use_blastdoor() {
+    HDR=()
+    [[ -z ${BD_HDR[$1]} ]] || HDR=(-H "${BD_HDR[$1]}")
+    ADMIN_METRICS=${BD_METRICS[$1]}
+}
+
+# run_blastdoors N C targets...: starts the targets side by side and
+# alternates their runs (run r of each target, then run r+1), each round
+# starting with the next target, so drift on a shared machine falls on
+# every target alike and each round's ratios compare like with like.
+run_blastdoors() {
+    local n=$1 c=$2 t run i k
+    shift 2
+    local ready=()
+    for t in "$@"; do
+        start_blastdoor "$t" "$n" "$c" || continue
+        use_blastdoor "$t"
+        if prepare "$t" "$n" "$c" "${BD_URL[$t]}" "${BD_PID[$t]}"; then
+            ready+=("$t")
+        fi
+    done
+    k=${#ready[@]}
+    for ((run = 1; run <= RUNS && k > 0; run++)); do
+        for ((i = 0; i < k; i++)); do
+            t=${ready[$(((run - 1 + i) % k))]}
+            use_blastdoor "$t"
+            log "  $t run $run"
+            measure_run "$t" "$n" "$c" "$run" "${BD_URL[$t]}" "${BD_PID[$t]}"
+        done
+    done
+    for t in "${ready[@]}"; do
+        python3 "$BENCH_DIR/summarize.py" set "$RESULTS" "$t" "$n" "$c"
+    done
+    for t in "$@"; do
+        [[ -z ${BD_PID[$t]:-} ]] || stop_pid "${BD_PID[$t]}"
+        BD_PID[$t]=
+    done
     HDR=()
     ADMIN_METRICS=
 }
@@ -353,14 +413,12 @@ for c in "${CONNS_LIST[@]}"; do
             fi
             stop_pid "$pid"
         fi
-        if want blastdoor && ((BD_OK)); then
-            run_blastdoor blastdoor "$n" "$c"
-        fi
-        if want metered && ((BD_OK)); then
-            run_blastdoor metered "$n" "$c"
-        fi
-        if want traced && ((BD_OK)); then
-            run_blastdoor traced "$n" "$c"
+        if ((BD_OK)); then
+            targets=()
+            for t in "${BD_TARGETS[@]}"; do
+                if want "$t"; then targets+=("$t"); fi
+            done
+            if ((${#targets[@]})); then run_blastdoors "$n" "$c" "${targets[@]}"; fi
         fi
     done
 done

@@ -217,6 +217,7 @@ def cmd_report(argv):
                       f"{ratio(med(target, n, c, 'p99_us'), med('blastdoor', n, c, 'p99_us')):>9} "
                       f"{ratio(med(target, n, c, 'cpu_us_per_req'), med('blastdoor', n, c, 'cpu_us_per_req')):>9}")
         print()
+    paired_report(rows, keys)
     if any(r["target"] == "blastdoor" for r in rows) and any(r["target"] == "nginx" for r in rows):
         print("bd/nginx ratios: req/s higher is better; p50, p99, cpu/req lower is better.")
     if any(r["target"] == "metered" for r in rows):
@@ -225,6 +226,39 @@ def cmd_report(argv):
     if any(r["target"] == "traced" for r in rows):
         print("trc/plain: blastdoor exporting a span per request and per upstream attempt over OTLP "
               "(sampling 1.0) and writing the access log to a file, over blastdoor as a plain proxy.")
+
+
+def paired(rows, target, n, c, key):
+    """Run r of `target` over run r of plain blastdoor, for every r both
+    have: the blastdoor targets' runs alternate, so each pair ran under
+    the same conditions. Returns (median, min, max, pairs)."""
+    plain = {int(r["run"]): r[key] for r in select(rows, "blastdoor", n, c)}
+    ratios = [r[key] / plain[int(r["run"])] for r in select(rows, target, n, c)
+              if plain.get(int(r["run"])) and not math.isnan(r[key])
+              and not math.isnan(plain[int(r["run"])])]
+    if not ratios:
+        return None
+    return statistics.median(ratios), min(ratios), max(ratios), len(ratios)
+
+
+def paired_report(rows, keys):
+    lines = []
+    for n, c in keys:
+        for target, label in (("metered", "met/plain"), ("traced", "trc/plain")):
+            rps = paired(rows, target, n, c, "rps")
+            cpu = paired(rows, target, n, c, "cpu_us_per_req")
+            if rps is None:
+                continue
+            cpu_text = f"{cpu[0]:.2f}x [{cpu[1]:.2f}-{cpu[2]:.2f}]" if cpu else "n/a"
+            lines.append(f"{n:>2} {c:>4}  {label:<10} {rps[0]:.2f}x [{rps[1]:.2f}-{rps[2]:.2f}]"
+                         f"   {cpu_text}   {rps[3]}")
+    if lines:
+        print("== Paired ratios: each round's run over plain's run of the same round; "
+              "median [min-max] over rounds ==")
+        print(f"{'N':>2} {'C':>4}  {'ratio':<10} {'req/s':<20} {'cpu/req':<20} rounds")
+        for line in lines:
+            print(line)
+        print()
 
 
 def main():
