@@ -252,24 +252,27 @@ fn refused(q: Quota, detail: String) -> GatewayError {
 /// in Redis when shared (off the request path), else on this node.
 pub fn charge(shared: Option<&Arc<Buckets>>, ctx: &RequestCtx, usage: &Usage) {
     let Some(svc) = &ctx.service else { return };
+    let used = |limit: &UnitLimit| usage.units.get(&limit.unit).copied().filter(|n| *n > 0);
+    let caller = ctx.caller.as_deref().map(|c| c.limit_key());
+    let runtime = tokio::runtime::Handle::try_current();
+    let (Some(buckets), Ok(runtime)) = (shared, runtime) else {
+        for limit in &svc.unit_limits {
+            if let Some(n) = used(limit) {
+                limit.charge(caller, n);
+            }
+        }
+        return;
+    };
     // (index in the service's units limits, units used): what to charge.
     let charges: Vec<(usize, u64)> = svc
         .unit_limits
         .iter()
         .enumerate()
-        .filter_map(|(i, limit)| {
-            Some((i, usage.units.get(&limit.unit).copied().filter(|n| *n > 0)?))
-        })
+        .filter_map(|(i, limit)| Some((i, used(limit)?)))
         .collect();
     if charges.is_empty() {
         return;
     }
-    let caller = ctx.caller.as_deref().map(|c| c.limit_key());
-    let runtime = tokio::runtime::Handle::try_current();
-    let (Some(buckets), Ok(runtime)) = (shared, runtime) else {
-        charge_local(svc, caller, &charges);
-        return;
-    };
     let name = svc.config.name.as_str();
     let checks: Vec<BucketCheck> = charges
         .iter()

@@ -127,7 +127,7 @@ impl Bucket {
 pub struct PerCaller {
     limit: u64,
     epoch: Instant,
-    shards: [RwLock<HashMap<String, Arc<Bucket>>>; SHARDS],
+    shards: [RwLock<HashMap<String, Bucket>>; SHARDS],
 }
 
 impl PerCaller {
@@ -139,24 +139,25 @@ impl PerCaller {
         }
     }
 
-    /// The caller's bucket, made on first use.
-    pub fn bucket(&self, caller: &str) -> Arc<Bucket> {
+    /// Runs `f` on the caller's bucket (made on first use) under its
+    /// shard's read lock: the bucket is used where it lies, with no
+    /// reference count to bump on a line other workers also write.
+    pub fn with<R>(&self, caller: &str, f: impl FnOnce(&Bucket) -> R) -> R {
         let shard = &self.shards[shard_of(caller)];
         if let Some(b) = shard.read().unwrap_or_else(|p| p.into_inner()).get(caller) {
-            return Arc::clone(b);
+            return f(b);
         }
         let mut map = shard.write().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_CALLERS_PER_SHARD && !map.contains_key(caller) {
             map.retain(|_, b| !b.idle());
         }
-        Arc::clone(
-            map.entry(caller.to_string())
-                .or_insert_with(|| Arc::new(Bucket::new(self.limit, self.epoch))),
-        )
+        f(map
+            .entry(caller.to_string())
+            .or_insert_with(|| Bucket::new(self.limit, self.epoch)))
     }
 
     pub fn take(&self, caller: &str) -> Result<Quota, Quota> {
-        self.bucket(caller).take()
+        self.with(caller, Bucket::take)
     }
 }
 
@@ -203,40 +204,24 @@ impl UnitLimit {
         }
     }
 
-    /// The bucket that applies to this caller; None for a per-caller
-    /// limit on an anonymous call.
-    fn bucket(&self, caller: Option<&str>) -> Option<BucketRef<'_>> {
+    /// Runs `f` on the bucket that applies to this caller; None for a
+    /// per-caller limit on an anonymous call.
+    fn with_bucket<R>(&self, caller: Option<&str>, f: impl FnOnce(&Bucket) -> R) -> Option<R> {
         match (&self.buckets, caller) {
-            (UnitBuckets::Service(b), _) => Some(BucketRef::Borrowed(b)),
-            (UnitBuckets::PerCaller(p), Some(c)) => Some(BucketRef::Shared(p.bucket(c))),
+            (UnitBuckets::Service(b), _) => Some(f(b)),
+            (UnitBuckets::PerCaller(p), Some(c)) => Some(p.with(c, f)),
             (UnitBuckets::PerCaller(_), None) => None,
         }
     }
 
     /// At admission: is at least one unit left?
     pub fn check(&self, caller: Option<&str>) -> Option<Result<Quota, Quota>> {
-        self.bucket(caller).map(|b| b.get().check())
+        self.with_bucket(caller, Bucket::check)
     }
 
     /// At settle: charges what the response used.
     pub fn charge(&self, caller: Option<&str>, n: u64) {
-        if let Some(b) = self.bucket(caller) {
-            b.get().charge(n);
-        }
-    }
-}
-
-enum BucketRef<'a> {
-    Borrowed(&'a Bucket),
-    Shared(Arc<Bucket>),
-}
-
-impl BucketRef<'_> {
-    fn get(&self) -> &Bucket {
-        match self {
-            BucketRef::Borrowed(b) => b,
-            BucketRef::Shared(b) => b,
-        }
+        self.with_bucket(caller, |b| b.charge(n));
     }
 }
 
