@@ -260,10 +260,11 @@ fn shard_index(shards: usize) -> usize {
     mine % shards
 }
 
-/// Complete lines read from a segment.
+/// What one read of a segment found (its records go to the caller's list).
 #[derive(Debug, Default)]
 pub struct Chunk {
-    pub records: Vec<LedgerRecord>,
+    /// Records read.
+    pub records: usize,
     /// Where the next read starts.
     pub end: u64,
     /// Lines that did not parse (skipped, and logged by the writer).
@@ -275,24 +276,36 @@ pub struct Chunk {
 /// The most read from a segment at once.
 const READ_BYTES: u64 = 4 * 1024 * 1024;
 
-/// Reads complete lines from `offset`, at most `max` records.
-pub fn read_chunk(path: &Path, offset: u64, max: usize) -> io::Result<Chunk> {
+/// Reads complete lines from `offset` into `records`, at most `max` of
+/// them. `buf` is the caller's and kept from one read to the next: a fresh
+/// buffer of megabytes per read cost more than the parsing, in the kernel
+/// zeroing the new pages.
+pub fn read_chunk(
+    path: &Path,
+    offset: u64,
+    max: usize,
+    buf: &mut Vec<u8>,
+    records: &mut Vec<LedgerRecord>,
+) -> io::Result<Chunk> {
     let mut file = File::open(path)?;
     file.seek(SeekFrom::Start(offset))?;
-    let mut buf = Vec::new();
-    (&mut file).take(READ_BYTES).read_to_end(&mut buf)?;
+    buf.clear();
+    (&mut file).take(READ_BYTES).read_to_end(buf)?;
     let mut chunk = Chunk {
         end: offset,
         ..Chunk::default()
     };
     let mut start = 0;
     while let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') {
-        if chunk.records.len() >= max {
+        if chunk.records >= max {
             return Ok(chunk);
         }
         let line = &buf[start..start + nl];
         match serde_json::from_slice::<LedgerRecord>(line) {
-            Ok(r) => chunk.records.push(r),
+            Ok(r) => {
+                records.push(r);
+                chunk.records += 1;
+            }
             Err(_) => chunk.corrupt += 1,
         }
         start += nl + 1;

@@ -28,6 +28,16 @@ pub struct Writer<S> {
     stored_to: HashMap<String, u64>,
     /// The store is failing; logged once per outage.
     failing: bool,
+    /// Buffers kept from one pass to the next (a few MB at most).
+    scratch: Scratch,
+}
+
+/// The read buffer and the record list a pass fills. Kept rather than made
+/// anew: fresh megabytes each pass were paid in page faults.
+#[derive(Default)]
+struct Scratch {
+    buf: Vec<u8>,
+    records: Vec<LedgerRecord>,
 }
 
 /// Stops the writer after a last flush.
@@ -56,6 +66,7 @@ impl WriterHandle {
 struct Pass {
     records: Vec<LedgerRecord>,
     progress: Vec<(Segment, spool::Chunk)>,
+    buf: Vec<u8>,
 }
 
 impl<S: LedgerStore + 'static> Writer<S> {
@@ -67,6 +78,7 @@ impl<S: LedgerStore + 'static> Writer<S> {
             metrics,
             stored_to: HashMap::new(),
             failing: false,
+            scratch: Scratch::default(),
         }
     }
 
@@ -110,27 +122,19 @@ impl<S: LedgerStore + 'static> Writer<S> {
                     return false;
                 }
             };
-            let full = pass.records.len() >= BATCH;
-            if !pass.records.is_empty() {
-                match self.store.append_ledger(&pass.records).await {
-                    Ok(_) => {
-                        self.metrics.written.inc_by(pass.records.len() as u64);
-                        if self.failing {
-                            tracing::info!("the store takes ledger records again");
-                            self.failing = false;
-                        }
-                    }
-                    Err(e) => {
-                        self.metrics.write_errors.inc();
-                        if !self.failing {
-                            tracing::error!(error = %e, spooled_bytes = self.spool.bytes(), "cannot write the ledger to the store; records wait in the spool");
-                            self.failing = true;
-                        }
-                        return false;
-                    }
-                }
+            let Pass {
+                mut records,
+                progress,
+                buf,
+            } = pass;
+            let full = records.len() >= BATCH;
+            let stored = self.write_batch(&records).await;
+            records.clear();
+            self.scratch = Scratch { buf, records };
+            if !stored {
+                return false;
             }
-            self.advance(pass.progress);
+            self.advance(progress);
             self.metrics
                 .spool_bytes
                 .set(i64::try_from(self.spool.bytes()).unwrap_or(i64::MAX));
@@ -140,14 +144,41 @@ impl<S: LedgerStore + 'static> Writer<S> {
         }
     }
 
+    /// Writes one batch; false if the store failed (logged once per outage).
+    async fn write_batch(&mut self, records: &[LedgerRecord]) -> bool {
+        if records.is_empty() {
+            return true;
+        }
+        match self.store.append_ledger(records).await {
+            Ok(_) => {
+                self.metrics.written.inc_by(records.len() as u64);
+                if self.failing {
+                    tracing::info!("the store takes ledger records again");
+                    self.failing = false;
+                }
+                true
+            }
+            Err(e) => {
+                self.metrics.write_errors.inc();
+                if !self.failing {
+                    tracing::error!(error = %e, spooled_bytes = self.spool.bytes(), "cannot write the ledger to the store; records wait in the spool");
+                    self.failing = true;
+                }
+                false
+            }
+        }
+    }
+
     /// Reads up to a batch from the segments, off the async threads.
-    async fn read(&self) -> std::io::Result<Pass> {
+    async fn read(&mut self) -> std::io::Result<Pass> {
         let spool = Arc::clone(&self.spool);
         let stored_to = self.stored_to.clone();
+        let Scratch { buf, records } = std::mem::take(&mut self.scratch);
         let read = tokio::task::spawn_blocking(move || {
             let mut pass = Pass {
-                records: Vec::new(),
+                records,
                 progress: Vec::new(),
+                buf,
             };
             for segment in spool.segments()? {
                 let room = BATCH - pass.records.len();
@@ -155,13 +186,14 @@ impl<S: LedgerStore + 'static> Writer<S> {
                     break;
                 }
                 let from = stored_to.get(&segment.stem).copied().unwrap_or(0);
-                let mut chunk = match spool::read_chunk(&segment.path, from, room) {
+                let read =
+                    spool::read_chunk(&segment.path, from, room, &mut pass.buf, &mut pass.records);
+                let chunk = match read {
                     Ok(chunk) => chunk,
                     // Sealed (renamed) between listing and reading: next pass.
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(e),
                 };
-                pass.records.append(&mut chunk.records);
                 pass.progress.push((segment, chunk));
             }
             Ok(pass)
