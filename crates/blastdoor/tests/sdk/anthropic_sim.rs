@@ -24,27 +24,21 @@ fn anthropic_tokens(prompt: u64, pieces: usize) -> (u64, u64, u64, u64) {
 
 /// An Anthropic-shaped upstream: POST /v1/messages.
 pub async fn anthropic() -> Simulator {
-    let calls = Calls::default();
-    let recorded = calls.clone();
-    let upstream = MockUpstream::start(move |req: http::Request<Incoming>| {
-        let calls = recorded.clone();
-        async move {
-            let req = read(req).await;
-            match req.path.as_str() {
-                "/v1/messages" => messages(req, &calls),
-                "/v1/models" => json(
-                    StatusCode::OK,
-                    &json!({"data": [], "has_more": false, "first_id": null, "last_id": null}),
-                ),
-                _ => error(
-                    StatusCode::NOT_FOUND,
-                    json!({"type": "error", "error": {"type": "not_found_error", "message": "Not found"}}),
-                ),
-            }
-        }
-    })
-    .await;
-    Simulator { upstream, calls }
+    Simulator::start(anthropic_answer).await
+}
+
+fn anthropic_answer(req: SimRequest, calls: &Calls) -> http::Response<MockBody> {
+    match req.path.as_str() {
+        "/v1/messages" => messages(req, calls),
+        "/v1/models" => json(
+            StatusCode::OK,
+            &json!({"data": [], "has_more": false, "first_id": null, "last_id": null}),
+        ),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            json!({"type": "error", "error": {"type": "not_found_error", "message": "Not found"}}),
+        ),
+    }
 }
 
 fn messages(req: SimRequest, calls: &Calls) -> http::Response<MockBody> {

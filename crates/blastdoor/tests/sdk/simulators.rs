@@ -75,6 +75,19 @@ impl Simulator {
     pub fn url(&self) -> String {
         self.upstream.url()
     }
+
+    /// An upstream answering every request with `answer`, which records
+    /// the calls it bills.
+    async fn start(answer: fn(SimRequest, &Calls) -> http::Response<MockBody>) -> Simulator {
+        let calls = Calls::default();
+        let recorded = calls.clone();
+        let upstream = MockUpstream::start(move |req: http::Request<Incoming>| {
+            let calls = recorded.clone();
+            async move { answer(read(req).await, &calls) }
+        })
+        .await;
+        Simulator { upstream, calls }
+    }
 }
 
 /// A request as the simulators read it.
@@ -239,31 +252,25 @@ fn responses_usage(t: (u64, u64, u64, u64)) -> Value {
 /// An OpenAI-shaped upstream: POST /v1/chat/completions, /v1/responses,
 /// /v1/embeddings (and GET /v1/models, for probes).
 pub async fn openai() -> Simulator {
-    let calls = Calls::default();
-    let recorded = calls.clone();
-    let upstream = MockUpstream::start(move |req: http::Request<Incoming>| {
-        let calls = recorded.clone();
-        async move {
-            let req = read(req).await;
-            let model = req.body["model"].as_str().unwrap_or_default().to_string();
-            match req.path.as_str() {
-                "/v1/models" => json(StatusCode::OK, &json!({"object": "list", "data": []})),
-                _ if model.is_empty() => error(
-                    StatusCode::BAD_REQUEST,
-                    json!({"error": {"message": "you must provide a model parameter", "type": "invalid_request_error", "param": null, "code": null}}),
-                ),
-                "/v1/chat/completions" => chat_completions(req, &model, &calls),
-                "/v1/responses" => responses(req, &model, &calls),
-                "/v1/embeddings" => embeddings(req, &model, &calls),
-                _ => error(
-                    StatusCode::NOT_FOUND,
-                    json!({"error": {"message": format!("Invalid URL (POST {})", req.path), "type": "invalid_request_error", "param": null, "code": null}}),
-                ),
-            }
-        }
-    })
-    .await;
-    Simulator { upstream, calls }
+    Simulator::start(openai_answer).await
+}
+
+fn openai_answer(req: SimRequest, calls: &Calls) -> http::Response<MockBody> {
+    let model = req.body["model"].as_str().unwrap_or_default().to_string();
+    match req.path.as_str() {
+        "/v1/models" => json(StatusCode::OK, &json!({"object": "list", "data": []})),
+        _ if model.is_empty() => error(
+            StatusCode::BAD_REQUEST,
+            json!({"error": {"message": "you must provide a model parameter", "type": "invalid_request_error", "param": null, "code": null}}),
+        ),
+        "/v1/chat/completions" => chat_completions(req, &model, calls),
+        "/v1/responses" => responses(req, &model, calls),
+        "/v1/embeddings" => embeddings(req, &model, calls),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            json!({"error": {"message": format!("Invalid URL (POST {})", req.path), "type": "invalid_request_error", "param": null, "code": null}}),
+        ),
+    }
 }
 
 fn record(calls: &Calls, req: &SimRequest, stream: bool, model: &str, usage: &Value, text: &str) {
