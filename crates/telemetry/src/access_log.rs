@@ -279,8 +279,7 @@ impl Line {
     /// are copied as they are; the rest go through serde_json, which
     /// escapes exactly the bytes checked here.
     fn string(&mut self, value: &str) {
-        let plain = value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
-        if plain {
+        if needs_no_escape(value.as_bytes()) {
             self.0.push(b'"');
             self.0.extend_from_slice(value.as_bytes());
             self.0.push(b'"');
@@ -306,6 +305,28 @@ impl Line {
         self.key(key);
         let _ = serde_json::to_writer(&mut self.0, &value);
     }
+}
+
+/// No byte of `bytes` is one JSON escapes: a control byte, `"` or `\\`.
+/// Eight bytes are tested at a time (the request id, path and names of
+/// every line go through here).
+fn needs_no_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Nonzero exactly when some byte of `x` is below `n` (n <= 0x80).
+    let has_below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+    let has_byte = |x: u64, b: u8| has_below(x ^ (ONES * u64::from(b)), 1);
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let x = u64::from_ne_bytes(w.try_into().unwrap_or([0; 8]));
+        if has_below(x, 0x20) | has_byte(x, b'"') | has_byte(x, b'\\') != 0 {
+            return false;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
 }
 
 /// RFC 3339 UTC with milliseconds. The text up to the seconds is kept per
@@ -371,6 +392,21 @@ mod tests {
         expected["ts"] = serde_json::Value::String(ts);
         assert_eq!(parsed, expected, "{}", String::from_utf8_lossy(&line));
         assert!(line.starts_with(b"{\"ts\":"), "ts comes first");
+    }
+
+    #[test]
+    fn escape_check_agrees_with_the_bytewise_one() {
+        let bytewise = |s: &[u8]| s.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\');
+        for b in 0..=255u8 {
+            // The byte at every place of a word and in the remainder.
+            for at in 0..19 {
+                let mut s = vec![b'a'; 19];
+                s[at] = b;
+                assert_eq!(needs_no_escape(&s), bytewise(&s), "byte {b:#x} at {at}");
+            }
+        }
+        assert!(needs_no_escape("/v1/chat/completions?é=ü".as_bytes()));
+        assert!(needs_no_escape(b""));
     }
 
     #[test]

@@ -25,9 +25,8 @@ pub(super) struct Encoder {
     resource: Vec<u8>,
     scope: Vec<u8>,
     out: Vec<u8>,
-    scope_spans: Vec<u8>,
     span: Vec<u8>,
-    /// Scratch for the span's status.
+    /// Scratch for the span's status and the batch's framing.
     field: Vec<u8>,
 }
 
@@ -110,27 +109,47 @@ impl Encoder {
             resource: res,
             scope,
             out: Vec::new(),
-            scope_spans: Vec::new(),
             span: Vec::new(),
             field: Vec::new(),
         }
     }
 
-    /// One `ExportTraceServiceRequest` holding `spans`.
+    /// One `ExportTraceServiceRequest` holding `spans`. The spans are
+    /// written once, into `out` past room for the framing; the framing
+    /// (whose varint lengths are known only then) goes in front of them,
+    /// so a batch is never copied from one message level to the next.
     pub(super) fn encode(&mut self, spans: &[SpanRecord]) -> &[u8] {
-        self.scope_spans.clear();
-        put_bytes(&mut self.scope_spans, 1, &self.scope);
+        let room = self.framing_room();
+        self.out.clear();
+        self.out.resize(room, 0);
+        put_bytes(&mut self.out, 1, &self.scope);
         for r in spans {
             self.encode_span(r);
-            put_bytes(&mut self.scope_spans, 2, &self.span);
+            put_bytes(&mut self.out, 2, &self.span);
         }
-        // ResourceSpans { resource = 1, scope_spans = 2 } in the request's field 1.
-        self.span.clear();
-        put_bytes(&mut self.span, 1, &self.resource);
-        put_bytes(&mut self.span, 2, &self.scope_spans);
-        self.out.clear();
-        put_bytes(&mut self.out, 1, &self.span);
-        &self.out
+        let scope_spans_len = self.out.len() - room;
+        // Request { resource_spans = 1: ResourceSpans { resource = 1, scope_spans = 2 } }.
+        let resource_spans_len = delimited_len(1, self.resource.len())
+            + key_len(2)
+            + encoded_len_varint(scope_spans_len as u64);
+        self.field.clear();
+        put_key(&mut self.field, 1, WireType::LengthDelimited);
+        put_uvarint(
+            &mut self.field,
+            (resource_spans_len + scope_spans_len) as u64,
+        );
+        put_bytes(&mut self.field, 1, &self.resource);
+        put_key(&mut self.field, 2, WireType::LengthDelimited);
+        put_uvarint(&mut self.field, scope_spans_len as u64);
+        let start = room - self.field.len();
+        self.out[start..room].copy_from_slice(&self.field);
+        &self.out[start..]
+    }
+
+    /// The most the framing before the scope spans can take: the resource,
+    /// three keys and two varints of at most ten bytes.
+    fn framing_room(&self) -> usize {
+        delimited_len(1, self.resource.len()) + 3 + 2 * 10
     }
 
     fn encode_span(&mut self, r: &SpanRecord) {
@@ -394,5 +413,19 @@ mod tests {
         assert_eq!(encoder.encode(&spans), theirs.as_slice());
         let decoded = reference::ExportTraceServiceRequest::decode(ours.as_slice()).unwrap();
         assert_eq!(decoded.resource_spans[0].scope_spans[0].spans.len(), 3);
+        // A batch past 16 KiB: its lengths take three varint bytes, and the
+        // framing written in front of the spans grows with them.
+        let many: Vec<SpanRecord> = spans.iter().cycle().take(150).cloned().collect();
+        let theirs = reference::encode(
+            &reference::Resource {
+                attributes: resource
+                    .iter()
+                    .map(|(k, v)| reference::kv(k, v.clone()))
+                    .collect(),
+            },
+            many.clone(),
+        );
+        assert!(theirs.len() > 1 << 14);
+        assert_eq!(encoder.encode(&many), theirs.as_slice());
     }
 }
