@@ -12,6 +12,6 @@
 pub mod spool;
 pub mod writer;
 
-pub use blastdoor_store::LedgerRecord;
+pub use blastdoor_store::{LedgerEntry, LedgerRecord};
 pub use spool::{AppendError, Spool};
 pub use writer::{Writer, WriterHandle};

@@ -14,11 +14,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use blastdoor_store::LedgerRecord;
+use blastdoor_store::{LedgerEntry, LedgerRecord};
 use tokio::sync::Notify;
 
 /// A segment is sealed and a new one started past this size.
 const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
+/// Bytes set aside for one spool line before it is written.
+const LINE_CAPACITY: usize = 512;
 const OPEN: &str = "open";
 const SEALED: &str = "jsonl";
 
@@ -140,8 +142,10 @@ impl Spool {
 
     /// Writes one record as one line with one `write`: once this returns,
     /// the record survives the process being killed.
-    pub fn append(&self, record: &LedgerRecord) -> Result<(), AppendError> {
-        let mut line = serde_json::to_vec(record)?;
+    pub fn append(&self, record: &LedgerEntry<'_>) -> Result<(), AppendError> {
+        // Room for a usual record, so the line is not grown as it is written.
+        let mut line = Vec::with_capacity(LINE_CAPACITY);
+        serde_json::to_writer(&mut line, record)?;
         line.push(b'\n');
         let len = line.len() as u64;
         if self.bytes.load(Ordering::Relaxed) + len > self.max_bytes {

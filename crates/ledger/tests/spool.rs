@@ -107,7 +107,7 @@ async fn records_from_many_threads_reach_the_store_once_and_the_spool_empties() 
             let spool = Arc::clone(&spool);
             std::thread::spawn(move || {
                 for i in 0..900 {
-                    spool.append(&record(t * 10_000 + i)).unwrap();
+                    spool.append(&record(t * 10_000 + i).entry()).unwrap();
                 }
             })
         })
@@ -148,7 +148,7 @@ async fn a_store_outage_keeps_records_in_the_spool_until_it_is_back() {
         metrics.clone(),
     );
     for i in 0..2500 {
-        spool.append(&record(i)).unwrap();
+        spool.append(&record(i).entry()).unwrap();
     }
     assert!(!writer.drain().await, "the store is down");
     assert!(metrics.write_errors.get() >= 1);
@@ -174,7 +174,7 @@ async fn the_writer_flushes_on_its_own_and_at_stop() {
     .spawn();
     // A full batch wakes the writer long before its (hour-long) interval.
     for i in 0..10 {
-        spool.append(&record(i)).unwrap();
+        spool.append(&record(i).entry()).unwrap();
     }
     for _ in 0..500 {
         if store.ids.lock().unwrap().len() == 10 {
@@ -185,7 +185,7 @@ async fn the_writer_flushes_on_its_own_and_at_stop() {
     assert_eq!(store.ids.lock().unwrap().len(), 10);
     // A partial batch waits for the interval, or for stop.
     for i in 10..13 {
-        spool.append(&record(i)).unwrap();
+        spool.append(&record(i).entry()).unwrap();
     }
     handle.stop(Duration::from_secs(10)).await;
     assert_eq!(store.ids.lock().unwrap().len(), 13);
@@ -229,9 +229,9 @@ fn a_full_spool_refuses_records_instead_of_growing() {
     let one = serde_json::to_vec(&record(0)).unwrap().len() as u64 + 1;
     let spool = Spool::open(dir.path(), one * 3, 1, 1000).unwrap();
     for i in 0..3 {
-        spool.append(&record(i)).unwrap();
+        spool.append(&record(i).entry()).unwrap();
     }
-    match spool.append(&record(100)) {
+    match spool.append(&record(100).entry()) {
         Err(AppendError::Full { .. }) => {}
         other => panic!("expected Full, got {other:?}"),
     }

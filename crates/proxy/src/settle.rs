@@ -3,13 +3,13 @@
 //! the ledger spool. Runs exactly once per request, from the response
 //! body's end or drop.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use blastdoor_auth::Caller;
 use blastdoor_cluster::Buckets;
-use blastdoor_ledger::{LedgerRecord, Spool};
+use blastdoor_ledger::{LedgerEntry, Spool};
 use blastdoor_meter::{MeterSpec, Priced, Usage};
 
 use blastdoor_telemetry::metrics::NO_SERVICE;
@@ -228,32 +228,36 @@ impl Settler {
         };
         let elapsed_ms = u64::try_from(total.as_millis()).unwrap_or(u64::MAX);
         let caller = ctx.caller.as_deref();
-        let consumer = caller.map_or_else(String::new, |c| c.consumer.clone());
+        let consumer = caller.map_or("", |c| c.consumer.as_str());
         let now = blastdoor_store::now_ms();
-        let record = LedgerRecord {
-            // Time first, so the store appends to its index; 64 random bits
-            // keep ids unique across nodes.
-            id: format!("{now:012x}{:016x}", fastrand::u64(..)),
+        // Time first, so the store appends to its index; 64 random bits
+        // keep ids unique across nodes.
+        let id = format!("{now:012x}{:016x}", fastrand::u64(..));
+        let trace_id = ctx.trace.trace_id_hex();
+        let unpriced = priced
+            .filter(|p| !p.unpriced.is_empty())
+            .map(|p| p.unpriced.join("; "));
+        static NO_UNITS: BTreeMap<String, u64> = BTreeMap::new();
+        let record = LedgerEntry {
+            id: &id,
             at: now - i64::try_from(elapsed_ms).unwrap_or(0),
-            request_id: ctx.request_id.clone(),
-            trace_id: ctx.trace.trace_id_hex(),
-            origin: consumer.clone(),
+            request_id: &ctx.request_id,
+            trace_id: &trace_id,
+            origin: consumer,
             consumer,
-            key_id: caller.map_or_else(String::new, |c| c.key_id.clone()),
-            team: caller.and_then(|c| c.team.clone()).unwrap_or_default(),
-            service: svc.config.name.clone(),
-            operation: ctx.operation_id().unwrap_or_default().to_string(),
-            method: ctx.method.as_str().to_string(),
+            key_id: caller.map_or("", |c| c.key_id.as_str()),
+            team: caller.and_then(|c| c.team.as_deref()).unwrap_or_default(),
+            service: &svc.config.name,
+            operation: ctx.operation_id().unwrap_or_default(),
+            method: ctx.method.as_str(),
             status: ctx.status,
-            error: ctx.error.map(|c| c.as_str().to_string()),
+            error: ctx.error.map(|c| c.as_str()),
             complete,
             latency_ms: elapsed_ms,
-            model: usage.and_then(|u| u.model.clone()),
-            units: usage.map(|u| u.units.clone()).unwrap_or_default(),
+            model: usage.and_then(|u| u.model.as_deref()),
+            units: usage.map_or(&NO_UNITS, |u| &u.units),
             cost_micros: priced.map_or(0, |p| i64::try_from(p.cost.micros()).unwrap_or(i64::MAX)),
-            unpriced: priced
-                .filter(|p| !p.unpriced.is_empty())
-                .map(|p| p.unpriced.join("; ")),
+            unpriced: unpriced.as_deref(),
         };
         if let Err(e) = spool.append(&record) {
             self.shared.metrics.ledger.dropped.inc();

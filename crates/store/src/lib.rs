@@ -22,8 +22,8 @@ pub use keys::KeyStore;
 pub use ledger::{LedgerStore, hour_of};
 pub use migrate::Migration;
 pub use model::{
-    AuditEntry, BudgetRecord, BudgetScope, EdgeRow, GroupBy, HourRow, KeyRecord, LedgerRecord,
-    NewKey, OperationRow, UsageRow, now_ms,
+    AuditEntry, BudgetRecord, BudgetScope, EdgeRow, GroupBy, HourRow, KeyRecord, LedgerEntry,
+    LedgerRecord, NewKey, OperationRow, UsageRow, now_ms,
 };
 pub use sql::SqlStore;
 

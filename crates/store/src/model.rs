@@ -95,6 +95,58 @@ pub struct LedgerRecord {
     pub unpriced: Option<String>,
 }
 
+/// A [`LedgerRecord`] as the request path writes it to the spool: its
+/// text borrowed from the request, so settling one copies no strings.
+/// Serializes exactly as the record does (a test holds them together).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LedgerEntry<'a> {
+    pub id: &'a str,
+    pub at: i64,
+    pub request_id: &'a str,
+    pub trace_id: &'a str,
+    pub origin: &'a str,
+    pub consumer: &'a str,
+    pub key_id: &'a str,
+    pub team: &'a str,
+    pub service: &'a str,
+    pub operation: &'a str,
+    pub method: &'a str,
+    pub status: u16,
+    pub error: Option<&'a str>,
+    pub complete: bool,
+    pub latency_ms: u64,
+    pub model: Option<&'a str>,
+    pub units: &'a BTreeMap<String, u64>,
+    pub cost_micros: i64,
+    pub unpriced: Option<&'a str>,
+}
+
+impl LedgerRecord {
+    pub fn entry(&self) -> LedgerEntry<'_> {
+        LedgerEntry {
+            id: &self.id,
+            at: self.at,
+            request_id: &self.request_id,
+            trace_id: &self.trace_id,
+            origin: &self.origin,
+            consumer: &self.consumer,
+            key_id: &self.key_id,
+            team: &self.team,
+            service: &self.service,
+            operation: &self.operation,
+            method: &self.method,
+            status: self.status,
+            error: self.error.as_deref(),
+            complete: self.complete,
+            latency_ms: self.latency_ms,
+            model: self.model.as_deref(),
+            units: &self.units,
+            cost_micros: self.cost_micros,
+            unpriced: self.unpriced.as_deref(),
+        }
+    }
+}
+
 /// What a usage report groups by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -214,4 +266,48 @@ pub struct BudgetRecord {
     pub alerts: Vec<u32>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(full: bool) -> LedgerRecord {
+        LedgerRecord {
+            id: "0193a1b2c3d4e5f6a7b8c9d0e1f2".into(),
+            at: 1_790_000_000_000,
+            request_id: "req \"1\"".into(),
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+            origin: "alice".into(),
+            consumer: "alice".into(),
+            key_id: "k1".into(),
+            team: if full { "media".into() } else { String::new() },
+            service: "chat".into(),
+            operation: "createImage".into(),
+            method: "POST".into(),
+            status: 502,
+            error: full.then(|| "upstream_unavailable".into()),
+            complete: !full,
+            latency_ms: 3,
+            model: full.then(|| "gpt-image-1".into()),
+            units: if full {
+                BTreeMap::from([("image".into(), 2), ("input_tokens".into(), 17)])
+            } else {
+                BTreeMap::new()
+            },
+            cost_micros: 40_000,
+            unpriced: full.then(|| "model gpt-image-1 has no price".into()),
+        }
+    }
+
+    #[test]
+    fn an_entry_is_written_as_its_record_is() {
+        for full in [true, false] {
+            let r = record(full);
+            let from_entry = serde_json::to_string(&r.entry()).unwrap();
+            assert_eq!(from_entry, serde_json::to_string(&r).unwrap());
+            let back: LedgerRecord = serde_json::from_str(&from_entry).unwrap();
+            assert_eq!(back, r);
+        }
+    }
 }
