@@ -150,14 +150,23 @@ impl Settler {
             ctx.overhead.map(|d| d.as_secs_f64()),
         );
         metrics.in_flight.dec();
+        // Written in hex once, for the log, the ledger and the access log.
+        let trace_id = ctx.trace.trace_id_hex();
         if let Some(cause) = &ctx.cause {
-            tracing::warn!(request_id = %ctx.request_id, trace_id = %ctx.trace.trace_id_hex(), code = ctx.error.map(|c| c.as_str()), %cause, "request failed");
+            tracing::warn!(request_id = %ctx.request_id, %trace_id, code = ctx.error.map(|c| c.as_str()), %cause, "request failed");
         }
         if !complete && ctx.error.is_none() {
             tracing::debug!(request_id = %ctx.request_id, "response not delivered completely (caller gone or stream broken)");
         }
         if ctx.admitted {
-            self.record(&ctx, total, complete, usage.as_ref(), priced.as_ref());
+            self.record(
+                &ctx,
+                &trace_id,
+                total,
+                complete,
+                usage.as_ref(),
+                priced.as_ref(),
+            );
         }
         if let Some(tracer) = &self.shared.tracer
             && ctx.trace.sampled()
@@ -182,7 +191,7 @@ impl Settler {
                 .and_then(|p| p.unpriced.first())
                 .map(String::as_str),
             request_id: &ctx.request_id,
-            trace_id: &ctx.trace.trace_id_hex(),
+            trace_id: &trace_id,
             client: &ctx.client_ip,
             protocol: ctx.protocol(),
             method: ctx.method.as_str(),
@@ -218,6 +227,7 @@ impl Settler {
     fn record(
         &self,
         ctx: &RequestCtx,
+        trace_id: &str,
         total: std::time::Duration,
         complete: bool,
         usage: Option<&Usage>,
@@ -233,7 +243,6 @@ impl Settler {
         // Time first, so the store appends to its index; 64 random bits
         // keep ids unique across nodes.
         let id = format!("{now:012x}{:016x}", fastrand::u64(..));
-        let trace_id = ctx.trace.trace_id_hex();
         let unpriced = priced
             .filter(|p| !p.unpriced.is_empty())
             .map(|p| p.unpriced.join("; "));
@@ -242,7 +251,7 @@ impl Settler {
             id: &id,
             at: now - i64::try_from(elapsed_ms).unwrap_or(0),
             request_id: &ctx.request_id,
-            trace_id: &trace_id,
+            trace_id,
             origin: consumer,
             consumer,
             key_id: caller.map_or("", |c| c.key_id.as_str()),

@@ -397,17 +397,15 @@ mod tests {
             record(Kind::Client, 0x1234, false, Some("connect")),
             record(Kind::Server, 0, false, Some("answered 503")),
         ];
+        let reference_resource = reference::Resource {
+            attributes: resource
+                .iter()
+                .map(|(k, v)| reference::kv(k, v.clone()))
+                .collect(),
+        };
         let mut encoder = Encoder::new(&resource);
         let ours = encoder.encode(&spans).to_vec();
-        let theirs = reference::encode(
-            &reference::Resource {
-                attributes: resource
-                    .iter()
-                    .map(|(k, v)| reference::kv(k, v.clone()))
-                    .collect(),
-            },
-            spans.clone(),
-        );
+        let theirs = reference::encode(&reference_resource, spans.clone());
         assert_eq!(ours, theirs);
         // Buffers are reused: a second batch encodes alike.
         assert_eq!(encoder.encode(&spans), theirs.as_slice());
@@ -416,15 +414,7 @@ mod tests {
         // A batch past 16 KiB: its lengths take three varint bytes, and the
         // framing written in front of the spans grows with them.
         let many: Vec<SpanRecord> = spans.iter().cycle().take(150).cloned().collect();
-        let theirs = reference::encode(
-            &reference::Resource {
-                attributes: resource
-                    .iter()
-                    .map(|(k, v)| reference::kv(k, v.clone()))
-                    .collect(),
-            },
-            many.clone(),
-        );
+        let theirs = reference::encode(&reference_resource, many.clone());
         assert!(theirs.len() > 1 << 14);
         assert_eq!(encoder.encode(&many), theirs.as_slice());
     }
