@@ -217,9 +217,11 @@ async fn dashboard_data_follows_traffic() {
 
     // Spend, once the ledger has the calls: 5 images at $0.04.
     let mut spend = serde_json::Value::Null;
+    // Each span is its own query: the writer may store the calls between
+    // them, so wait until both have all five.
     eventually("the ledger has the calls", async || {
         spend = get("/v1/dashboard/spend").await.json();
-        spend["month"]["requests"] == 5
+        spend["month"]["requests"] == 5 && spend["today"]["requests"] == 5
     })
     .await;
     assert_eq!(spend["month"]["cost_usd"], "0.2");
