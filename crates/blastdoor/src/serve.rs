@@ -308,7 +308,10 @@ impl Running {
         self.tracker.close();
         // Tunnels and connections past the deadline are abandoned here.
         let _ = tokio::time::timeout(Duration::from_secs(1), self.tracker.wait()).await;
-        // Every request has settled: the spool is complete.
+        // Every request has settled: the spool is complete, and the
+        // reporter makes the last lines and spans before their sinks stop.
+        let gw = Arc::clone(&self.gw);
+        let _ = tokio::task::spawn_blocking(move || gw.stop_reporting()).await;
         self.ledger.stop(crate::ledger::FLUSH_AT_STOP).await;
         self.store.close().await;
         if let Some(exporter) = self.span_exporter {

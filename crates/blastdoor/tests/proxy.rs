@@ -337,6 +337,47 @@ async fn access_log_has_one_json_line_per_request() {
     assert_eq!(lines[1]["error"], "route_not_found");
 }
 
+/// Lines are made off the proxy threads, after the response. Requests
+/// still in flight when a graceful stop begins end during the drain; their
+/// lines are written too, one per request.
+#[tokio::test]
+async fn a_graceful_stop_writes_the_lines_of_drained_requests() {
+    let (up, gate) = gated_upstream().await;
+    let mut gw = start(&format!(
+        "[log]\naccess = \"access.log\"\n{}",
+        service("s", "/s", &[up.url()], "")
+    ));
+    let c = Client::http1();
+    let n = 200;
+    let sent: Vec<_> = (0..n)
+        .map(|i| {
+            let (c, url) = (c.clone(), gw.url(&format!("/s/drained/{i}")));
+            tokio::spawn(async move { c.get(&url).await.status })
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    while up.hits() < n {
+        assert!(start.elapsed() < blastdoor_testkit::WAIT);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    gw.signal("TERM");
+    gw.wait_for_log("draining");
+    gate.add_permits(n);
+    for s in sent {
+        assert_eq!(s.await.unwrap(), StatusCode::OK);
+    }
+    assert!(gw.wait_exit().success());
+    let log = std::fs::read_to_string(gw.dir().join("access.log")).unwrap();
+    let mut paths: Vec<String> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["path"].to_string())
+        .collect();
+    assert_eq!(paths.len(), n, "one line per request");
+    paths.sort_unstable();
+    paths.dedup();
+    assert_eq!(paths.len(), n, "each request once");
+}
+
 #[tokio::test]
 async fn access_log_to_a_rotated_file() {
     let up = MockUpstream::echo().await;

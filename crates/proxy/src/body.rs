@@ -177,7 +177,7 @@ impl ResponseBody {
         }
         if let Some((settler, ctx)) = self.settler.take() {
             let usage = self.meter.take().map(|m| m.finish());
-            settler.settle(*ctx, self.bytes_out, complete, usage);
+            settler.settle(ctx, self.bytes_out, complete, usage);
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod limits;
 pub mod path;
 pub mod pipeline;
 pub mod rate_limit;
+mod report;
 pub mod retry_budget;
 pub mod route;
 pub mod server;
@@ -131,6 +132,13 @@ impl Gateway {
         health::spawn_checks(&snapshot, &self.clients, &self.tracker);
         self.snapshot.store(Arc::new(snapshot));
         old.tasks.cancel();
+    }
+
+    /// Makes the access-log lines and spans still queued and stops the
+    /// reporter thread (blocks until it is done); once every request has
+    /// settled.
+    pub fn stop_reporting(&self) {
+        self.settler.stop_reporting();
     }
 
     /// Stops background work that belongs to the current snapshot.

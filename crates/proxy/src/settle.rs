@@ -1,11 +1,12 @@
 //! The last stage: once the response has ended (or the caller is gone),
-//! record the request in metrics, the access log and (if it was admitted)
-//! the ledger spool. Runs exactly once per request, from the response
-//! body's end or drop.
+//! record the request in metrics and (if it was admitted) the ledger
+//! spool, then hand it to the reporter for the access log and spans. Runs
+//! exactly once per request, from the response body's end or drop.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use blastdoor_auth::Caller;
 use blastdoor_cluster::Buckets;
@@ -13,10 +14,11 @@ use blastdoor_ledger::{LedgerEntry, Spool};
 use blastdoor_meter::{MeterSpec, Priced, Usage};
 
 use blastdoor_telemetry::metrics::NO_SERVICE;
-use blastdoor_telemetry::otlp::Tracer;
-use blastdoor_telemetry::{AccessLog, AccessRecord, Metrics, ServiceMetrics};
+use blastdoor_telemetry::{Metrics, ServiceMetrics};
+use tokio::time::Instant;
 
 use crate::ctx::RequestCtx;
+use crate::report::{Report, Reporter, Sinks};
 use crate::snapshot::ServiceRuntime;
 
 /// Shared by all requests; cheap to clone.
@@ -27,7 +29,11 @@ pub struct Settler {
 
 #[derive(Debug)]
 struct SettleShared {
-    access_log: AccessLog,
+    /// The access log and the tracer.
+    sinks: Arc<Sinks>,
+    /// Makes the access-log lines and spans off the proxy threads; None
+    /// when there is nothing to report, or its thread could not start.
+    reporter: Option<Reporter>,
     unrouted: Arc<ServiceMetrics>,
     /// Reasons already logged; only touched when something is unpriced.
     unpriced_seen: Mutex<HashSet<String>>,
@@ -37,8 +43,6 @@ struct SettleShared {
     metrics: Arc<Metrics>,
     /// Units limits shared by the cluster, charged at settle.
     buckets: Option<Arc<Buckets>>,
-    /// Where sampled requests' spans go.
-    tracer: Option<Arc<Tracer>>,
     /// Cost and units metrics carry the consumer label.
     consumer_label: bool,
 }
@@ -56,18 +60,38 @@ impl Settler {
         spool: Option<Arc<Spool>>,
         buckets: Option<Arc<Buckets>>,
     ) -> Self {
+        let sinks = Arc::new(Sinks {
+            access_log: signals.access_log,
+            tracer: signals.tracer,
+        });
+        let reporter = (sinks.access_log.enabled() || sinks.tracer.is_some())
+            .then(|| Reporter::start(Arc::clone(&sinks)))
+            .and_then(|started| {
+                started
+                    .inspect_err(|e| tracing::warn!(error = %e, "cannot start the reporter thread; proxy workers will write access-log lines and spans themselves"))
+                    .ok()
+            });
         Settler {
             shared: Arc::new(SettleShared {
-                access_log: signals.access_log,
+                sinks,
+                reporter,
                 unrouted: metrics.service(NO_SERVICE, &[], &[]),
                 unpriced_seen: Mutex::new(HashSet::new()),
                 spool,
                 dropped: AtomicU64::new(0),
                 metrics: Arc::clone(metrics),
                 buckets,
-                tracer: signals.tracer,
                 consumer_label: signals.consumer_label,
             }),
+        }
+    }
+
+    /// Reports what is queued for the reporter thread and stops it; call
+    /// once every request has settled, before the access log and the span
+    /// exporter stop.
+    pub fn stop_reporting(&self) {
+        if let Some(reporter) = &self.shared.reporter {
+            reporter.stop();
         }
     }
 
@@ -118,7 +142,7 @@ impl Settler {
 
     pub fn settle(
         &self,
-        mut ctx: RequestCtx,
+        mut ctx: Box<RequestCtx>,
         bytes_out: u64,
         complete: bool,
         usage: Option<Usage>,
@@ -168,45 +192,34 @@ impl Settler {
                 priced.as_ref(),
             );
         }
-        if let Some(tracer) = &self.shared.tracer
-            && ctx.trace.sampled()
-        {
-            crate::spans::record(tracer, &mut ctx, complete, usage.as_ref(), priced.as_ref());
-        }
-        if !self.shared.access_log.enabled() {
+        if !self.shared.sinks.wants(&ctx) {
             return;
         }
-        let upstream = ctx
-            .upstream
-            .as_ref()
-            .map(|u| u.endpoint().upstream.url.as_str());
-        let usage = usage.as_ref();
-        let cost = priced.as_ref().map(|p| p.cost.to_string());
-        self.shared.access_log.write(&AccessRecord {
-            model: usage.and_then(|u| u.model.as_deref()),
-            units: usage.map(|u| &u.units),
-            cost_usd: cost.as_deref(),
-            unpriced: priced
-                .as_ref()
-                .and_then(|p| p.unpriced.first())
-                .map(String::as_str),
-            request_id: &ctx.request_id,
-            trace_id: &trace_id,
-            client: &ctx.client_ip,
-            protocol: ctx.protocol(),
-            method: ctx.method.as_str(),
-            path: &ctx.path,
-            service: ctx.service.as_ref().map_or("", |s| s.config.name.as_str()),
-            status: ctx.status,
-            error: ctx.error.map(|c| c.as_str()),
-            bytes_in: ctx.bytes_in,
+        // The slots the request held are freed now, not when the report
+        // is made.
+        ctx.admission = None;
+        ctx.caller_slot = None;
+        let upstream = ctx.upstream.take().map(|u| Arc::clone(u.endpoint()));
+        let report = Box::new(Report {
+            ctx,
+            upstream,
+            trace_id,
             bytes_out,
             complete,
-            duration_ms: total.as_secs_f64() * 1000.0,
-            upstream_ms: ctx.upstream_elapsed.map(|d| d.as_secs_f64() * 1000.0),
-            upstream,
-            attempts: ctx.attempts,
+            total,
+            usage,
+            priced,
+            ended: Instant::now(),
+            ended_wall: SystemTime::now(),
         });
+        match &self.shared.reporter {
+            Some(reporter) => {
+                if let Err(report) = reporter.send(report) {
+                    self.shared.sinks.report(report);
+                }
+            }
+            None => self.shared.sinks.report(report),
+        }
     }
 }
 

@@ -2,15 +2,16 @@
 //! the gateway's answer and a client span per upstream attempt (retries
 //! show as siblings). Times were taken as the request went; here they
 //! become wall-clock nanoseconds, and the spans go to the exporter with
-//! one non-blocking send each.
+//! one non-blocking send each. Built on the reporter thread.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use blastdoor_meter::{MeterSpec, Priced, Usage};
 use blastdoor_telemetry::otlp::{Kind, SpanRecord, Tracer, Value};
 use tokio::time::Instant;
 
 use crate::ctx::RequestCtx;
+use crate::report::Report;
 
 /// GenAI semantic-convention names of the units model meters report.
 const GEN_AI_UNITS: [(&str, &str); 5] = [
@@ -31,23 +32,19 @@ fn int(n: impl TryInto<i64>) -> Value {
     Value::Int(n.try_into().unwrap_or(i64::MAX))
 }
 
-pub fn record(
-    tracer: &Tracer,
-    ctx: &mut RequestCtx,
-    complete: bool,
-    usage: Option<&Usage>,
-    priced: Option<&Priced>,
-) {
-    let now = Instant::now();
-    let wall = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+pub(crate) fn record(tracer: &Tracer, r: &mut Report) {
+    let (now, wall) = (
+        r.ended,
+        r.ended_wall.duration_since(UNIX_EPOCH).unwrap_or_default(),
+    );
     let unix = |t: Instant| -> u64 {
         let nanos = wall
             .saturating_sub(now.saturating_duration_since(t))
             .as_nanos();
         u64::try_from(nanos).unwrap_or(u64::MAX)
     };
+    let (complete, usage, priced) = (r.complete, r.usage.as_ref(), r.priced.as_ref());
+    let ctx = &mut r.ctx;
     let end = unix(now);
     let server = server_span(ctx, complete, usage, priced, unix(ctx.started), end);
     let server_id = server.span_id;

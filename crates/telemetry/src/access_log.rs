@@ -195,9 +195,11 @@ impl AccessLog {
         self.queue.is_some()
     }
 
-    pub fn write(&self, record: &AccessRecord<'_>) {
+    /// Writes a line stamped `at`: when the request ended (the line may
+    /// be made a little later, off the proxy thread).
+    pub fn write_at(&self, record: &AccessRecord<'_>, at: SystemTime) {
         let Some(queue) = &self.queue else { return };
-        let mut buf = record.line(SystemTime::now());
+        let mut buf = record.line(at);
         buf.push(b'\n');
         // Never blocks: a full queue (or a stopped writer) drops the line.
         let _ = queue.try_send(buf);
