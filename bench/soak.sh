@@ -4,8 +4,9 @@
 #
 # The gateway runs as in bench/run.sh's `metered` target (API key, json
 # meter, prices, ledger, hard team budget, rate limits) plus the access
-# log written to a file, in front of nginx on loopback; wrk keeps C
-# connections busy for SOAK_DURATION.
+# log written to a file and every request traced (spans over OTLP to the
+# upstream nginx, which answers 200), in front of nginx on loopback; wrk
+# keeps C connections busy for SOAK_DURATION.
 #
 # Env:
 #   SOAK_DURATION  total load time in seconds   (default 600)
@@ -66,6 +67,7 @@ rate_limit = { requests_per_minute = 10000000, per_key_requests_per_minute = 100
 per_request = "0.00001"
 units = [{ name = "item", price = "0.0001", from = "/n" }]
 EOF
+printf '[tracing]\notlp_endpoint = "http://%s/v1/traces"\nsample_ratio = 1.0\n' "$UPSTREAM" >>"$cfg"
 key=$("$BIN" keys --config "$cfg" create --name soak --team soak)
 "$BIN" budgets --config "$cfg" set --team soak --amount 100000000 --period month --mode hard >/dev/null
 "$BIN" serve --config "$cfg" >"$TMP/serve.log" 2>&1 &

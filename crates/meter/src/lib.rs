@@ -95,10 +95,11 @@ impl Meter {
         content_type: &str,
         headers: impl Fn(&str) -> Option<&'h str>,
     ) -> Meter {
+        const SSE: &str = "text/event-stream";
         let streaming = content_type
             .trim_start()
-            .to_ascii_lowercase()
-            .starts_with("text/event-stream");
+            .get(..SSE.len())
+            .is_some_and(|t| t.eq_ignore_ascii_case(SSE));
         let body = |kind| Meter::Body {
             kind,
             buf: Vec::new(),
@@ -223,6 +224,16 @@ mod tests {
         );
         m.feed(b"data: {\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\n\n");
         assert_eq!(m.finish().get("output_tokens"), 2);
+        // Media types are case-insensitive; a prefix of one is not it.
+        for (content_type, stream) in [
+            (" Text/Event-Stream", true),
+            ("TEXT/EVENT-STREAM;charset=utf-8", true),
+            ("text/event", false),
+            ("", false),
+        ] {
+            let m = Meter::start(&MeterSpec::OpenAi, content_type, no_headers);
+            assert_eq!(matches!(m, Meter::Stream(_)), stream, "{content_type:?}");
+        }
         let mut m = Meter::start(&MeterSpec::OpenAi, "application/json", no_headers);
         m.feed(br#"{"usage":{"prompt_tokens":1,"#);
         m.feed(br#""completion_tokens":3}}"#);
