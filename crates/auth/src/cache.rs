@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use arc_swap::ArcSwap;
 use blastdoor_store::{KeyRecord, KeyStore, StoreError};
+use http::HeaderValue;
 
 use crate::key::{self, SecretDigest, constant_time_eq};
 
@@ -25,11 +26,34 @@ pub struct Caller {
     pub key_id: String,
     pub consumer: String,
     pub team: Option<String>,
+    /// `consumer` and `team` as values of the headers sent upstream, made
+    /// once per key rather than per request; None where the text cannot
+    /// be a header value.
+    pub consumer_header: Option<HeaderValue>,
+    pub team_header: Option<HeaderValue>,
     services: Vec<String>,
     methods: Vec<String>,
 }
 
 impl Caller {
+    fn new(
+        key_id: String,
+        consumer: String,
+        team: Option<String>,
+        services: Vec<String>,
+        methods: Vec<String>,
+    ) -> Caller {
+        Caller {
+            consumer_header: HeaderValue::from_str(&consumer).ok(),
+            team_header: team.as_deref().and_then(|t| HeaderValue::from_str(t).ok()),
+            key_id,
+            consumer,
+            team,
+            services,
+            methods,
+        }
+    }
+
     /// Whose per-caller limits apply: the key, or a token's consumer.
     pub fn limit_key(&self) -> &str {
         if self.key_id.starts_with("jwt:") {
@@ -42,13 +66,13 @@ impl Caller {
     /// A caller vouched for by an identity provider: no key, no scope
     /// restriction beyond the service being non-public.
     pub fn from_token(issuer: &str, consumer: String, team: Option<String>) -> Caller {
-        Caller {
-            key_id: format!("jwt:{issuer}"),
+        Caller::new(
+            format!("jwt:{issuer}"),
             consumer,
             team,
-            services: Vec::new(),
-            methods: Vec::new(),
-        }
+            Vec::new(),
+            Vec::new(),
+        )
     }
 
     /// Whether the key's scope includes `service` and `method`.
@@ -129,13 +153,13 @@ impl From<&KeyRecord> for Entry {
             expires_at: r.expires_at,
             revoked: r.revoked_at.is_some(),
             updated_at: r.updated_at,
-            caller: Arc::new(Caller {
-                key_id: r.id.clone(),
-                consumer: r.name.clone(),
-                team: r.team.clone(),
-                services: r.services.clone(),
-                methods: r.methods.clone(),
-            }),
+            caller: Arc::new(Caller::new(
+                r.id.clone(),
+                r.name.clone(),
+                r.team.clone(),
+                r.services.clone(),
+                r.methods.clone(),
+            )),
         }
     }
 }

@@ -175,6 +175,50 @@ async fn whole_and_streamed_responses_are_priced() {
     assert!(gw.stderr().contains("usage could not be priced"));
 }
 
+/// A whole body of declared length that arrives in pieces is joined
+/// before it is priced, and relayed byte for byte.
+#[tokio::test]
+async fn a_body_arriving_in_pieces_is_priced_whole() {
+    let pieces = [
+        r#"{"data":[{"url":"a"},"#,
+        r#"{"url":"b"},{"url":"c"}"#,
+        r#"],"n":7}"#,
+    ];
+    let whole = pieces.concat();
+    let up = MockUpstream::start(move |_req| async move {
+        let (tx, body) = channel_body();
+        tokio::spawn(async move {
+            for piece in pieces {
+                tx.send(Bytes::from(piece)).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        http::Response::builder()
+            .header("content-type", "application/json")
+            .header("content-length", pieces.concat().len())
+            .body(body)
+            .unwrap()
+    })
+    .await;
+    let gw = start(&service(
+        "images",
+        "/images",
+        &[up.url()],
+        r#"meter = "json"
+[service.price]
+units = [{ name = "image", price = "0.04", from = "/data/#len" }, { name = "n", price = "0.001", from = "/n" }]
+"#,
+    ));
+    let r = Client::http1().get(&gw.url("/images/generate")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.header("x-blastdoor-cost-usd"),
+        Some("0.127"),
+        "3 images and n = 7"
+    );
+    assert_eq!(r.text(), whole);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_are_asked_for_their_usage_unless_told_not_to() {
     let up = openai_upstream().await;

@@ -116,15 +116,11 @@ pub fn rewrite_request(h: &mut HeaderMap, hop: &Hop<'_>) -> bool {
         h.insert(name, value);
     }
     if let Some(caller) = hop.caller {
-        if let Ok(v) = HeaderValue::from_str(&caller.consumer) {
-            h.insert(&X_BLASTDOOR_CONSUMER, v);
+        if let Some(v) = &caller.consumer_header {
+            h.insert(&X_BLASTDOOR_CONSUMER, v.clone());
         }
-        if let Some(v) = caller
-            .team
-            .as_deref()
-            .and_then(|t| HeaderValue::from_str(t).ok())
-        {
-            h.insert(&X_BLASTDOOR_TEAM, v);
+        if let Some(v) = &caller.team_header {
+            h.insert(&X_BLASTDOOR_TEAM, v.clone());
         }
     }
     let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {

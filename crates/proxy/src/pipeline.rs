@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use blastdoor_types::ErrorCode;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, HeaderValue};
 use http::request::Parts;
 use http::{Request, Response, StatusCode};
@@ -136,9 +136,9 @@ async fn meter_up_front(
     if !meter.wants_whole_body() || !bounded {
         return Ok((Relay::Stream(body), Some(meter)));
     }
-    let read = tokio::time::timeout(svc.config.timeout, body.collect()).await;
+    let read = tokio::time::timeout(svc.config.timeout, read_whole(body)).await;
     let bytes = match read {
-        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Ok(bytes)) => bytes,
         Ok(Err(e)) => {
             return Err(GatewayError::new(
                 ErrorCode::UpstreamUnavailable,
@@ -155,6 +155,33 @@ async fn meter_up_front(
     };
     let usage = (*meter).finish_whole(&bytes);
     Ok((Relay::Whole(bytes), Some(Box::new(Meter::Known(usage)))))
+}
+
+/// Reads a response body whole. The usual small answer arrives as one
+/// frame, which is kept as it came: no copy, no list of buffers.
+async fn read_whole(mut body: Incoming) -> Result<Bytes, hyper::Error> {
+    use http_body::Body as _;
+    let mut first: Option<Bytes> = None;
+    let mut joined = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        // Trailers carry no usage.
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        match first.take() {
+            None if joined.is_empty() => first = Some(data),
+            None => joined.extend_from_slice(&data),
+            Some(earlier) => {
+                joined.reserve(earlier.len() + data.len());
+                joined.extend_from_slice(&earlier);
+                joined.extend_from_slice(&data);
+            }
+        }
+        if body.is_end_stream() {
+            break;
+        }
+    }
+    Ok(first.unwrap_or_else(|| joined.freeze()))
 }
 
 /// Request id and trace context first (every answer carries them), then
