@@ -35,17 +35,7 @@ impl Collector {
             "/v1/traces",
             axum::routing::post(move |headers: http::HeaderMap, body: Bytes| async move {
                 assert_eq!(headers["content-type"], "application/x-protobuf");
-                let req = ExportTraceServiceRequest::decode(body).unwrap();
-                for rs in req.resource_spans {
-                    for kv in rs.resource.map(|r| r.attributes).unwrap_or_default() {
-                        if let Some(Value::StringValue(s)) = kv.value.and_then(|v| v.value) {
-                            state.resource.lock().unwrap().insert(kv.key, s);
-                        }
-                    }
-                    for ss in rs.scope_spans {
-                        state.spans.lock().unwrap().extend(ss.spans);
-                    }
-                }
+                state.take(ExportTraceServiceRequest::decode(body).unwrap());
                 StatusCode::OK
             }),
         );
@@ -53,6 +43,71 @@ impl Collector {
         let url = format!("http://{}/v1/traces", l.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(l, app).await });
         (c, url)
+    }
+
+    /// An OTLP/gRPC collector (HTTP/2 by prior knowledge): each Export
+    /// call's one message, answered with `grpc-status` in the trailers.
+    async fn start_grpc() -> (Collector, String) {
+        use http_body_util::BodyExt;
+        let c = Collector::default();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let state = c.clone();
+        tokio::spawn(async move {
+            loop {
+                let (tcp, _) = l.accept().await.unwrap();
+                let state = state.clone();
+                let call =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let state = state.clone();
+                        async move {
+                            assert_eq!(req.version(), http::Version::HTTP_2);
+                            assert_eq!(
+                                req.uri().path(),
+                                "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+                            );
+                            assert_eq!(req.headers()["content-type"], "application/grpc");
+                            assert_eq!(req.headers()["te"], "trailers");
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            // Not compressed, then the message's length.
+                            assert_eq!(body[0], 0);
+                            let len = u32::from_be_bytes(body[1..5].try_into().unwrap()) as usize;
+                            assert_eq!(len, body.len() - 5);
+                            state.take(ExportTraceServiceRequest::decode(&body[5..]).unwrap());
+                            let mut trailers = http::HeaderMap::new();
+                            trailers.insert("grpc-status", "0".parse().unwrap());
+                            let answer =
+                                http_body_util::Full::new(Bytes::new()).with_trailers(async {
+                                    Some(Ok::<_, std::convert::Infallible>(trailers))
+                                });
+                            Ok::<_, std::convert::Infallible>(
+                                http::Response::builder()
+                                    .header("content-type", "application/grpc")
+                                    .body(answer)
+                                    .unwrap(),
+                            )
+                        }
+                    });
+                tokio::spawn(
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), call),
+                );
+            }
+        });
+        (c, url)
+    }
+
+    fn take(&self, req: ExportTraceServiceRequest) {
+        for rs in req.resource_spans {
+            for kv in rs.resource.map(|r| r.attributes).unwrap_or_default() {
+                if let Some(Value::StringValue(s)) = kv.value.and_then(|v| v.value) {
+                    self.resource.lock().unwrap().insert(kv.key, s);
+                }
+            }
+            for ss in rs.scope_spans {
+                self.spans.lock().unwrap().extend(ss.spans);
+            }
+        }
     }
 
     fn spans(&self) -> Vec<Span> {
@@ -235,6 +290,55 @@ async fn a_retried_request_is_a_server_span_with_a_client_span_per_attempt() {
             .map(String::as_str)
             == Some("edge-gw")
     })
+    .await;
+}
+
+/// `otlp_protocol = "grpc"`: the same spans, as the TraceService's Export
+/// call over HTTP/2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_go_over_grpc_when_asked() {
+    let (collector, endpoint) = Collector::start_grpc().await;
+    let upstream = MockUpstream::echo().await;
+    let gw = start(&format!(
+        "{}{}",
+        tracing_config(&endpoint, "otlp_protocol = \"grpc\""),
+        service("echo", "/echo", &[upstream.url()], "")
+    ));
+    let c = Client::http1();
+    let r = c.get(&gw.url("/echo/hi")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    eventually("a server and a client span arrive", async || {
+        collector.spans().len() >= 2
+    })
+    .await;
+    let spans = collector.spans();
+    let server = spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Server as i32)
+        .expect("a server span");
+    assert_eq!(server.name, "GET /echo");
+    assert_eq!(str_attr(server, "url.path"), "/echo/hi");
+    let client = spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Client as i32)
+        .expect("a client span");
+    assert_eq!(client.parent_span_id, server.span_id);
+    assert_eq!(client.trace_id, server.trace_id);
+    // The upstream was told the client span's id.
+    let seen = upstream.seen();
+    let sent = seen[0].headers["traceparent"].to_str().unwrap();
+    assert!(sent.contains(&hex(&client.span_id)), "{sent}");
+    eventually(
+        "the collector's grpc-status 0 counts as exported",
+        async || {
+            let text = c.get(&gw.admin_url("/metrics")).await.text();
+            text.lines().any(|l| {
+                l.strip_prefix("blastdoor_otlp_spans_exported_total ")
+                    .and_then(|n| n.parse::<f64>().ok())
+                    .is_some_and(|n| n >= 2.0)
+            })
+        },
+    )
     .await;
 }
 

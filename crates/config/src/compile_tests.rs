@@ -520,3 +520,27 @@ fn access_log_rotation() {
         assert!(diags.to_string().contains(needle), "{log}: {diags}");
     }
 }
+
+#[test]
+fn otlp_protocol_is_http_protobuf_or_grpc() {
+    let with = |protocol: &str| {
+        format!("{GOOD}\n[tracing]\notlp_endpoint = \"http://127.0.0.1:4317\"\n{protocol}\n")
+    };
+    let protocol = |text: &str| load(text).unwrap().tracing.unwrap().protocol;
+    assert_eq!(protocol(&with("")), crate::OtlpProtocol::HttpProtobuf);
+    assert_eq!(
+        protocol(&with("otlp_protocol = \"http/protobuf\"")),
+        crate::OtlpProtocol::HttpProtobuf
+    );
+    assert_eq!(
+        protocol(&with("otlp_protocol = \"grpc\"")),
+        crate::OtlpProtocol::Grpc
+    );
+    let diags = load(&with("otlp_protocol = \"http/json\"")).unwrap_err();
+    assert!(
+        diags
+            .to_string()
+            .contains("must be \"http/protobuf\" or \"grpc\""),
+        "{diags}"
+    );
+}

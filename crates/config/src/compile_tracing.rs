@@ -1,6 +1,6 @@
 //! Compiling `[tracing]`: the OTLP endpoint, sampling and export limits.
 
-use crate::model::{Secret, Tracing};
+use crate::model::{OtlpProtocol, Secret, Tracing};
 use crate::raw::RawTracing;
 
 use super::Cx;
@@ -32,6 +32,21 @@ impl Cx<'_> {
                 return None;
             }
         }
+        let protocol = match raw
+            .otlp_protocol
+            .as_ref()
+            .map(|v| (v.span(), v.get_ref().as_str()))
+        {
+            None | Some((_, "http/protobuf")) => OtlpProtocol::HttpProtobuf,
+            Some((_, "grpc")) => OtlpProtocol::Grpc,
+            Some((span, other)) => {
+                self.error(
+                    span,
+                    format!("otlp_protocol {other:?} must be \"http/protobuf\" or \"grpc\""),
+                );
+                OtlpProtocol::HttpProtobuf
+            }
+        };
         let sample_ratio = match &raw.sample_ratio {
             None => 1.0,
             Some(v) if (0.0..=1.0).contains(v.get_ref()) => *v.get_ref(),
@@ -57,6 +72,7 @@ impl Cx<'_> {
             .collect();
         Some(Tracing {
             endpoint: url,
+            protocol,
             service_name: raw
                 .service_name
                 .as_ref()

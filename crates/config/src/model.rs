@@ -27,8 +27,11 @@ pub struct Config {
 /// with protobuf bodies).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tracing {
-    /// The full URL spans are POSTed to, e.g. `http://127.0.0.1:4318/v1/traces`.
+    /// Where spans go: for OTLP/HTTP the full URL they are POSTed to (e.g.
+    /// `http://127.0.0.1:4318/v1/traces`); for OTLP/gRPC the collector's
+    /// URL (e.g. `http://127.0.0.1:4317`), whose path is not used.
     pub endpoint: String,
+    pub protocol: OtlpProtocol,
     /// `service.name` of the gateway's spans.
     pub service_name: String,
     /// The fraction of new traces recorded (0 to 1).
@@ -43,6 +46,16 @@ pub struct Tracing {
     pub export_timeout: Duration,
     /// Finished spans waiting for export; more are dropped and counted.
     pub max_queue: usize,
+}
+
+/// How spans travel to the collector (OpenTelemetry's names for them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// `http/protobuf`: a protobuf body POSTed over HTTP/1.1.
+    HttpProtobuf,
+    /// `grpc`: the TraceService's Export call over HTTP/2 (prior knowledge
+    /// for `http://`, ALPN for `https://`).
+    Grpc,
 }
 
 /// Callers that authenticate without an API key.

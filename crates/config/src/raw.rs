@@ -66,6 +66,7 @@ pub struct RawLog {
 #[serde(deny_unknown_fields)]
 pub struct RawTracing {
     pub otlp_endpoint: Option<S<String>>,
+    pub otlp_protocol: Option<S<String>>,
     pub service_name: Option<S<String>>,
     pub sample_ratio: Option<S<f64>>,
     pub parent_based: Option<bool>,

@@ -1,10 +1,11 @@
-//! Spans out over OTLP (HTTP, protobuf bodies), never in a request's way.
+//! Spans out over OTLP (HTTP with protobuf bodies, or gRPC), never in a
+//! request's way.
 //!
 //! The proxy builds a [`SpanRecord`] for each sampled request and upstream
 //! attempt when the request settles (start and end are known then, so no
 //! span lives across an await) and hands it over with one non-blocking
 //! send. A thread of its own batches them, encodes the OTLP protobuf and
-//! POSTs it. When the collector is slow or gone, the queue fills and spans
+//! POSTs it (as an HTTP body, or as the one message of a gRPC Export call). When the collector is slow or gone, the queue fills and spans
 //! are dropped and counted (`blastdoor_otlp_spans_dropped_total`): requests
 //! never wait and memory stays bounded.
 
@@ -12,8 +13,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use blastdoor_config::Tracing;
-use bytes::Bytes;
+use blastdoor_config::{OtlpProtocol, Tracing};
+use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderName, HeaderValue, Request, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -33,6 +34,8 @@ const MAX_BATCH: usize = 512;
 /// shorter `export_interval`). At this pace a queue of `max_queue` spans
 /// (default 8192) holds up at ~80,000 spans per second.
 const POLL: Duration = Duration::from_millis(50);
+/// The gRPC method spans are exported with.
+const GRPC_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 /// What a span says about itself: an attribute's value.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,6 +159,7 @@ type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Byte
 struct Exporter {
     client: HttpsClient,
     endpoint: http::Uri,
+    protocol: OtlpProtocol,
     headers: Vec<(HeaderName, HeaderValue)>,
     interval: Duration,
     timeout: Duration,
@@ -168,18 +172,31 @@ struct Exporter {
 
 impl Exporter {
     fn new(config: &Tracing, metrics: TracingMetrics) -> std::io::Result<Exporter> {
-        let endpoint = config
+        let url: http::Uri = config
             .endpoint
             .parse()
             .map_err(|e| std::io::Error::other(format!("otlp_endpoint: {e}")))?;
+        let endpoint = match config.protocol {
+            OtlpProtocol::HttpProtobuf => url,
+            // A gRPC collector is named by its address; the call has a
+            // path of its own.
+            OtlpProtocol::Grpc => {
+                let mut parts = url.into_parts();
+                parts.path_and_query = Some(http::uri::PathAndQuery::from_static(GRPC_EXPORT));
+                http::Uri::from_parts(parts)
+                    .map_err(|e| std::io::Error::other(format!("otlp_endpoint: {e}")))?
+            }
+        };
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(config.export_timeout));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+            .https_or_http();
+        let (https, http2_only) = match config.protocol {
+            OtlpProtocol::HttpProtobuf => (https.enable_http1().wrap_connector(http), false),
+            OtlpProtocol::Grpc => (https.enable_http2().wrap_connector(http), true),
+        };
         let headers = config
             .headers
             .iter()
@@ -191,8 +208,11 @@ impl Exporter {
             })
             .collect();
         Ok(Exporter {
-            client: Client::builder(TokioExecutor::new()).build(https),
+            client: Client::builder(TokioExecutor::new())
+                .http2_only(http2_only)
+                .build(https),
             endpoint,
+            protocol: config.protocol,
             headers,
             interval: config.export_interval,
             timeout: config.export_timeout,
@@ -253,11 +273,21 @@ impl Exporter {
 
     async fn export(&mut self, spans: Vec<SpanRecord>) {
         let n = spans.len() as u64;
-        let body = Bytes::copy_from_slice(self.encoder.encode(&spans));
+        let encoded = self.encoder.encode(&spans);
+        let (body, content_type) = match self.protocol {
+            OtlpProtocol::HttpProtobuf => {
+                (Bytes::copy_from_slice(encoded), "application/x-protobuf")
+            }
+            OtlpProtocol::Grpc => (grpc_message(encoded), "application/grpc"),
+        };
         drop(spans);
         let mut req = Request::post(self.endpoint.clone())
-            .header(header::CONTENT_TYPE, "application/x-protobuf")
+            .header(header::CONTENT_TYPE, content_type)
             .body(Full::new(body));
+        if let (Ok(req), OtlpProtocol::Grpc) = (&mut req, self.protocol) {
+            req.headers_mut()
+                .insert(header::TE, HeaderValue::from_static("trailers"));
+        }
         if let Ok(req) = &mut req {
             for (name, value) in &self.headers {
                 req.headers_mut().insert(name.clone(), value.clone());
@@ -266,13 +296,21 @@ impl Exporter {
         let Ok(req) = req else { return };
         let sent = tokio::time::timeout(self.timeout, async {
             let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
-            let status = resp.status();
+            let (head, body) = resp.into_parts();
             // Read the (small) answer so the connection can be reused.
-            let _ = resp.into_body().collect().await;
-            if status.is_success() {
-                Ok(())
-            } else {
-                Err(format!("the collector answered {status}"))
+            let trailers = body
+                .collect()
+                .await
+                .ok()
+                .and_then(|c| c.trailers().cloned());
+            if !head.status.is_success() {
+                return Err(format!("the collector answered {}", head.status));
+            }
+            match self.protocol {
+                OtlpProtocol::HttpProtobuf => Ok(()),
+                // The call's outcome is in the trailers, or in the head of
+                // an answer that has nothing else.
+                OtlpProtocol::Grpc => grpc_outcome(trailers.as_ref().unwrap_or(&head.headers)),
             }
         })
         .await
@@ -299,6 +337,30 @@ impl Exporter {
     }
 }
 
+/// A gRPC message: not compressed, its length, then the protobuf.
+fn grpc_message(encoded: &[u8]) -> Bytes {
+    let mut framed = BytesMut::with_capacity(5 + encoded.len());
+    framed.put_u8(0);
+    // A batch of at most MAX_BATCH spans is far below 4 GiB.
+    framed.put_u32(u32::try_from(encoded.len()).unwrap_or(u32::MAX));
+    framed.extend_from_slice(encoded);
+    framed.freeze()
+}
+
+/// `grpc-status` 0 is success; any other code fails the export, with the
+/// collector's `grpc-message`.
+fn grpc_outcome(fields: &http::HeaderMap) -> Result<(), String> {
+    let text = |name: &str| fields.get(name).and_then(|v| v.to_str().ok());
+    match text("grpc-status") {
+        Some("0") => Ok(()),
+        Some(code) => Err(format!(
+            "the collector answered grpc-status {code}: {}",
+            text("grpc-message").unwrap_or("(no message)")
+        )),
+        None => Err("the collector's answer carried no grpc-status".to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +375,35 @@ mod tests {
             dropped_queue_full: Counter::default(),
         };
         (tracer, rx)
+    }
+
+    #[test]
+    fn a_grpc_message_is_flag_length_protobuf() {
+        let framed = grpc_message(b"\x0a\x03abc");
+        assert_eq!(&framed[..], b"\x00\x00\x00\x00\x05\x0a\x03abc");
+    }
+
+    #[test]
+    fn a_grpc_call_succeeds_on_status_zero_only() {
+        let fields = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = http::HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        assert_eq!(grpc_outcome(&fields(&[("grpc-status", "0")])), Ok(()));
+        assert_eq!(
+            grpc_outcome(&fields(&[
+                ("grpc-status", "14"),
+                ("grpc-message", "overloaded")
+            ])),
+            Err("the collector answered grpc-status 14: overloaded".to_string())
+        );
+        assert!(
+            grpc_outcome(&fields(&[])).is_err(),
+            "no status is no success"
+        );
     }
 
     #[test]
