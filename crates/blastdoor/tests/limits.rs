@@ -35,7 +35,19 @@ async fn requests_per_minute_per_service_and_per_key() {
         "{:?}",
         first.headers
     );
-    assert_eq!(c.get(&gw.url("/open/x")).await.status, StatusCode::OK);
+    let second = c.get(&gw.url("/open/x")).await;
+    assert_eq!(second.status, StatusCode::OK);
+    assert_eq!(
+        second.header("ratelimit-policy"),
+        first.header("ratelimit-policy"),
+        "the policy made once is the policy"
+    );
+    assert!(
+        second
+            .header("ratelimit")
+            .unwrap()
+            .starts_with("\"service\";r=0;")
+    );
     let refused = c.get(&gw.url("/open/x")).await;
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
     refused.problem("rate_limited");

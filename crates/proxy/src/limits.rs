@@ -7,7 +7,7 @@
 //! cluster, checked in one round trip per request; if Redis fails the
 //! node-local buckets take over. Requests in flight are capped per node.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use blastdoor_cluster::{BucketCheck, BucketOp, BucketState, Buckets};
 use blastdoor_meter::Usage;
@@ -303,53 +303,189 @@ fn charge_local(svc: &ServiceRuntime, caller: Option<&str>, charges: &[(usize, u
     }
 }
 
+/// The limits a call was checked against, in header order: the tightest
+/// requests limit, then each units limit, as (policy, unit, quota).
+fn checked(ctx: &RequestCtx) -> impl Iterator<Item = (&str, Option<&str>, &Quota)> {
+    let requests = ctx.quota.as_ref().map(|(name, q)| (*name, None, q));
+    let units = ctx.service.iter().flat_map(|svc| {
+        ctx.unit_quotas.iter().filter_map(|(i, q)| {
+            let limit = svc.unit_limits.get(*i)?;
+            Some((limit.policy.as_str(), Some(limit.unit.as_str()), q))
+        })
+    });
+    requests.into_iter().chain(units)
+}
+
 /// `RateLimit-Policy` and `RateLimit` for the limits this call was checked
 /// against: one list item per policy. Built by hand, not with `write!`:
 /// it runs on every answer of a limited service.
 pub fn headers(ctx: &RequestCtx) -> Option<(HeaderValue, HeaderValue)> {
-    let mut policy = String::with_capacity(96);
     let mut remaining = String::with_capacity(96);
     let mut num = itoa::Buffer::new();
-    let mut item = |name: &str, unit: Option<&str>, q: &Quota| {
-        if !policy.is_empty() {
-            policy.push_str(", ");
+    for (name, _, q) in checked(ctx) {
+        if !remaining.is_empty() {
             remaining.push_str(", ");
         }
-        for (out, key, value) in [
-            (&mut policy, "q", q.limit),
-            (&mut remaining, "r", q.remaining),
-        ] {
-            out.push('"');
-            out.push_str(name);
-            out.push_str("\";");
-            out.push_str(key);
-            out.push('=');
-            out.push_str(num.format(value));
+        remaining.push('"');
+        remaining.push_str(name);
+        remaining.push_str("\";r=");
+        remaining.push_str(num.format(q.remaining));
+        remaining.push_str(";t=");
+        remaining.push_str(num.format(q.reset_secs));
+    }
+    if remaining.is_empty() {
+        return None;
+    }
+    let policy = match &ctx.service {
+        Some(svc) => svc.policies.get(PolicyKey::of(ctx), || policy(ctx))?,
+        None => policy(ctx)?,
+    };
+    Some((policy, HeaderValue::try_from(remaining).ok()?))
+}
+
+/// The `RateLimit-Policy` value: the limits' numbers, fixed by the config.
+fn policy(ctx: &RequestCtx) -> Option<HeaderValue> {
+    let mut policy = String::with_capacity(96);
+    let mut num = itoa::Buffer::new();
+    for (name, unit, q) in checked(ctx) {
+        if !policy.is_empty() {
+            policy.push_str(", ");
         }
+        policy.push('"');
+        policy.push_str(name);
+        policy.push_str("\";q=");
+        policy.push_str(num.format(q.limit));
         policy.push_str(";w=60");
         if let Some(unit) = unit {
             policy.push_str(";qu=\"");
             policy.push_str(unit);
             policy.push('"');
         }
-        remaining.push_str(";t=");
-        remaining.push_str(num.format(q.reset_secs));
-    };
-    if let Some((name, q)) = &ctx.quota {
-        item(name, None, q);
     }
-    if let Some(svc) = &ctx.service {
-        for (i, q) in &ctx.unit_quotas {
-            if let Some(limit) = svc.unit_limits.get(*i) {
-                item(&limit.policy, Some(&limit.unit), q);
+    HeaderValue::try_from(policy).ok()
+}
+
+/// Which limits a call was checked against: the requests limit's policy
+/// and the units limits (a bit per index). Within one config, calls with
+/// the same key carry the same `RateLimit-Policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyKey {
+    requests: Option<&'static str>,
+    units: u64,
+}
+
+impl PolicyKey {
+    /// None when a units limit's index does not fit the bit set.
+    fn of(ctx: &RequestCtx) -> Option<PolicyKey> {
+        let mut units = 0u64;
+        for (i, _) in &ctx.unit_quotas {
+            units |= 1u64.checked_shl(u32::try_from(*i).ok()?)?;
+        }
+        Some(PolicyKey {
+            requests: ctx.quota.map(|(name, _)| name),
+            units,
+        })
+    }
+}
+
+/// A service's `RateLimit-Policy` values, made once per kind of call (a
+/// service with a per-key limit sees two or three kinds) instead of once
+/// per answer. Filled as calls come; lock-free to read.
+#[derive(Debug, Default)]
+pub struct PolicyCache([OnceLock<(PolicyKey, HeaderValue)>; 4]);
+
+impl PolicyCache {
+    fn get(
+        &self,
+        key: Option<PolicyKey>,
+        make: impl FnOnce() -> Option<HeaderValue>,
+    ) -> Option<HeaderValue> {
+        let Some(key) = key else { return make() };
+        for slot in &self.0 {
+            match slot.get() {
+                Some((k, v)) if *k == key => return Some(v.clone()),
+                Some(_) => {}
+                None => {
+                    let v = make()?;
+                    // Another thread may fill the slot first; either
+                    // value is this key's.
+                    let _ = slot.set((key, v.clone()));
+                    return Some(v);
+                }
             }
         }
+        make()
     }
-    if policy.is_empty() {
-        return None;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn value(s: &str) -> HeaderValue {
+        HeaderValue::from_str(s).unwrap()
     }
-    Some((
-        HeaderValue::try_from(policy).ok()?,
-        HeaderValue::try_from(remaining).ok()?,
-    ))
+
+    fn key(requests: Option<&'static str>, units: u64) -> Option<PolicyKey> {
+        Some(PolicyKey { requests, units })
+    }
+
+    #[test]
+    fn the_policy_cache_answers_each_kind_of_call_with_its_own_value() {
+        let cache = PolicyCache::default();
+        let made = std::cell::Cell::new(0);
+        let get = |k: Option<PolicyKey>, v: &str| {
+            cache
+                .get(k, || {
+                    made.set(made.get() + 1);
+                    Some(value(v))
+                })
+                .unwrap()
+        };
+        assert_eq!(get(key(Some("service"), 0), "s"), "s");
+        assert_eq!(get(key(Some("service"), 0), "unused"), "s", "kept");
+        assert_eq!(get(key(Some("caller"), 0), "c"), "c");
+        assert_eq!(
+            get(key(Some("caller"), 0b10), "cu"),
+            "cu",
+            "units set apart"
+        );
+        assert_eq!(get(key(None, 0b10), "u"), "u");
+        assert_eq!(made.get(), 4);
+        // Full: a fifth kind is made every time, never mixed up.
+        assert_eq!(get(key(None, 0b1), "x"), "x");
+        assert_eq!(get(key(None, 0b1), "y"), "y");
+        assert_eq!(get(key(Some("caller"), 0), "unused"), "c");
+        // No key (a units index past the bit set): always made.
+        assert_eq!(get(None, "n"), "n");
+        assert_eq!(made.get(), 7);
+    }
+
+    #[test]
+    fn a_units_index_past_the_bit_set_has_no_key() {
+        let mut ctx = RequestCtx::new(
+            "127.0.0.1:1".parse().unwrap(),
+            Arc::from("127.0.0.1"),
+            false,
+            http::Version::HTTP_11,
+            http::Method::GET,
+            "/".into(),
+        );
+        let q = Quota {
+            limit: 5,
+            remaining: 4,
+            reset_secs: 12,
+            retry_after_secs: 0,
+        };
+        ctx.quota = Some(("caller", q));
+        ctx.unit_quotas = vec![(0, q), (63, q)];
+        assert_eq!(PolicyKey::of(&ctx), key(Some("caller"), 1 | 1 << 63));
+        ctx.unit_quotas.push((64, q));
+        assert_eq!(PolicyKey::of(&ctx), None);
+        // Without the service, only the requests limit is told.
+        let (policy, remaining) = headers(&ctx).unwrap();
+        assert_eq!(policy, "\"caller\";q=5;w=60");
+        assert_eq!(remaining, "\"caller\";r=4;t=12");
+    }
 }

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::contract::{Drift, ViolationCounts};
 use crate::ctx::Admission;
 use crate::endpoint::Endpoint;
+use crate::limits::PolicyCache;
 use crate::rate_limit::{Bucket, CallerConcurrency, PerCaller, UnitLimit};
 use crate::retry_budget::RetryBudget;
 use crate::route::RouteTable;
@@ -43,6 +44,8 @@ pub struct ServiceRuntime {
     pub caller_concurrency: Option<CallerConcurrency>,
     /// Units per minute, for the service and per caller (this node).
     pub unit_limits: Vec<UnitLimit>,
+    /// `RateLimit-Policy` values already made for this config.
+    pub policies: PolicyCache,
     /// Requests admitted and not yet settled; shared across snapshots.
     admitted: Arc<AtomicUsize>,
     /// Recent responses that broke the contract; shared across snapshots.
@@ -119,6 +122,7 @@ impl Snapshot {
                     .per_key_concurrency
                     .map(CallerConcurrency::new),
                 unit_limits: unit_limits(svc),
+                policies: PolicyCache::default(),
                 admitted,
                 violations: ViolationCounts::new(
                     svc,
