@@ -369,7 +369,7 @@ fn policy(ctx: &RequestCtx) -> Option<HeaderValue> {
 /// and the units limits (a bit per index). Within one config, calls with
 /// the same key carry the same `RateLimit-Policy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PolicyKey {
+struct PolicyKey {
     requests: Option<&'static str>,
     units: u64,
 }
