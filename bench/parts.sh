@@ -23,40 +23,16 @@
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_DIR=$(cd "$BENCH_DIR/.." && pwd)
 SECONDS_PER_RUN=${PARTS_SECONDS:-5}
 ROUNDS=${PARTS_ROUNDS:-5}
 CONNS=${PARTS_CONNS:-50}
-BIN=${BLASTDOOR_BIN:-${CARGO_TARGET_DIR:-$REPO_DIR/target}/release/blastdoor}
-[[ -x $BIN ]] || { echo "no blastdoor binary at $BIN: cargo build --release" >&2; exit 1; }
-command -v wrk >/dev/null && { command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]]; } ||
-    { echo "needs wrk and nginx (apt-get install wrk nginx)" >&2; exit 1; }
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
 
 UPSTREAM=127.0.0.1:18281
 PARTS=(plain key budget meter limits)
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/blastdoor-parts.XXXXXX")
-chmod 755 "$TMP"
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    sleep 1
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-render() { # template out key=value...
-    local tmpl=$1 out=$2 kv args=()
-    shift 2
-    for kv in "$@"; do args+=(-e "s#@${kv%%=*}@#${kv#*=}#g"); done
-    sed "${args[@]}" "$tmpl" >"$out"
-}
-
-mkdir -p "$TMP/upstream/conf" "$TMP/upstream/logs" "$TMP/upstream/tmp"
-render "$BENCH_DIR/nginx-upstream.conf.tmpl" "$TMP/upstream/conf/nginx.conf" \
-    "PREFIX=$TMP/upstream" "LISTEN=$UPSTREAM"
-"$NGINX" -p "$TMP/upstream" -e "$TMP/upstream/logs/error.log" -c "$TMP/upstream/conf/nginx.conf" &
-PIDS+=($!)
+workspace parts
+start_upstream "$UPSTREAM"
 
 METER='meter = "json"
 unpriced = "reject"'
