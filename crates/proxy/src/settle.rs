@@ -147,7 +147,8 @@ impl Settler {
         complete: bool,
         usage: Option<Usage>,
     ) {
-        let total = ctx.started.elapsed();
+        let ended = Instant::now();
+        let total = ended.saturating_duration_since(ctx.started);
         let usage = usage.or_else(|| per_request_only(&ctx).then(Usage::default));
         let up_front = ctx.priced.take();
         let priced = match (&ctx.service, &usage) {
@@ -209,7 +210,7 @@ impl Settler {
             total,
             usage,
             priced,
-            ended: Instant::now(),
+            ended,
             ended_wall: SystemTime::now(),
         });
         match &self.shared.reporter {

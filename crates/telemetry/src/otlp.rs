@@ -281,19 +281,19 @@ impl Exporter {
             OtlpProtocol::Grpc => (grpc_message(encoded), "application/grpc"),
         };
         drop(spans);
-        let mut req = Request::post(self.endpoint.clone())
+        let Ok(mut req) = Request::post(self.endpoint.clone())
             .header(header::CONTENT_TYPE, content_type)
-            .body(Full::new(body));
-        if let (Ok(req), OtlpProtocol::Grpc) = (&mut req, self.protocol) {
-            req.headers_mut()
-                .insert(header::TE, HeaderValue::from_static("trailers"));
+            .body(Full::new(body))
+        else {
+            return;
+        };
+        let headers = req.headers_mut();
+        if self.protocol == OtlpProtocol::Grpc {
+            headers.insert(header::TE, HeaderValue::from_static("trailers"));
         }
-        if let Ok(req) = &mut req {
-            for (name, value) in &self.headers {
-                req.headers_mut().insert(name.clone(), value.clone());
-            }
+        for (name, value) in &self.headers {
+            headers.insert(name.clone(), value.clone());
         }
-        let Ok(req) = req else { return };
         let sent = tokio::time::timeout(self.timeout, async {
             let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
             let (head, body) = resp.into_parts();
