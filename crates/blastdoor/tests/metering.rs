@@ -220,6 +220,40 @@ units = [{ name = "image", price = "0.04", from = "/data/#len" }, { name = "n", 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_read_whole_must_arrive_before_the_timeout() {
+    // The head arrives at once, the body never ends: the deadline that
+    // covered the head covers the body the meter reads whole.
+    let up = MockUpstream::start(|_req| async move {
+        let (tx, body) = channel_body();
+        tokio::spawn(async move {
+            tx.send(Bytes::from(r#"{"n":"#)).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(tx);
+        });
+        http::Response::builder()
+            .header("content-type", "application/json")
+            .header("content-length", "8")
+            .body(body)
+            .unwrap()
+    })
+    .await;
+    let gw = start(&service(
+        "slow",
+        "/slow",
+        &[up.url()],
+        r#"meter = "json"
+timeout = "300ms"
+[service.price]
+units = [{ name = "n", price = "0.001", from = "/n" }]
+"#,
+    ));
+    let r = Client::http1().get(&gw.url("/slow/x")).await;
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
+    r.problem("upstream_timeout");
+    assert!(r.header("x-blastdoor-cost-usd").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_are_asked_for_their_usage_unless_told_not_to() {
     let up = openai_upstream().await;
     let gw = start(

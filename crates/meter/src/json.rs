@@ -107,7 +107,7 @@ pub fn from_body(body: &[u8], units: &JsonUnits) -> Option<Usage> {
         let v = serde_json::from_slice::<Value>(body).ok()?;
         return Some(from_pointers(&v, units));
     }
-    let found = RefCell::new(vec![None; targets.len()]);
+    let found = RefCell::new(smallvec::smallvec![None; targets.len()]);
     let root = Node {
         targets,
         found: &found,

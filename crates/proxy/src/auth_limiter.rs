@@ -52,8 +52,8 @@ fn window_ms() -> u64 {
 }
 
 impl FailureLimiter {
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    fn ms_at(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
     }
 
     fn shard(&self, ip: &IpAddr) -> &Mutex<HashMap<IpAddr, Window>> {
@@ -64,9 +64,10 @@ impl FailureLimiter {
         &self.shards[(h.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % SHARDS]
     }
 
-    /// Seconds until `ip` may try again, if it is being limited.
-    pub fn blocked(&self, ip: IpAddr) -> Option<u64> {
-        let now = self.now_ms();
+    /// Seconds until `ip` may try again, if it is being limited at `now`
+    /// (the request's arrival: the clock is not read again).
+    pub fn blocked(&self, ip: IpAddr, now: Instant) -> Option<u64> {
+        let now = self.ms_at(now);
         if now >= self.horizon_ms.load(Relaxed) {
             return None;
         }
@@ -78,7 +79,7 @@ impl FailureLimiter {
 
     /// Counts a failed authentication from `ip`.
     pub fn record_failure(&self, ip: IpAddr) {
-        let now = self.now_ms();
+        let now = self.ms_at(Instant::now());
         let mut shard = self.shard(&ip).lock().unwrap_or_else(|p| p.into_inner());
         if shard.len() >= MAX_PER_SHARD && !shard.contains_key(&ip) {
             shard.retain(|_, w| now < w.started_ms + window_ms());
@@ -116,14 +117,22 @@ mod tests {
         for _ in 0..FAILURE_LIMIT - 1 {
             l.record_failure(bad);
         }
-        assert_eq!(l.blocked(bad), None, "under the limit");
+        assert_eq!(l.blocked(bad, Instant::now()), None, "under the limit");
         l.record_failure(bad);
-        assert_eq!(l.blocked(bad), Some(60));
-        assert_eq!(l.blocked(good), None, "other addresses are not affected");
+        assert_eq!(l.blocked(bad, Instant::now()), Some(60));
+        assert_eq!(
+            l.blocked(good, Instant::now()),
+            None,
+            "other addresses are not affected"
+        );
         tokio::time::advance(Duration::from_secs(30)).await;
-        assert_eq!(l.blocked(bad), Some(30));
+        assert_eq!(l.blocked(bad, Instant::now()), Some(30));
         tokio::time::advance(Duration::from_secs(30)).await;
-        assert_eq!(l.blocked(bad), None, "the penalty ends with the window");
+        assert_eq!(
+            l.blocked(bad, Instant::now()),
+            None,
+            "the penalty ends with the window"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -135,6 +144,6 @@ mod tests {
         }
         tokio::time::advance(WINDOW).await;
         l.record_failure(ip);
-        assert_eq!(l.blocked(ip), None);
+        assert_eq!(l.blocked(ip, Instant::now()), None);
     }
 }

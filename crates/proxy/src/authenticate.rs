@@ -48,7 +48,7 @@ pub fn authenticate(
     }
     let ip = ctx.client.ip();
     let limiter = &gw.limiter;
-    if let Some(wait) = limiter.blocked(ip) {
+    if let Some(wait) = limiter.blocked(ip, ctx.started) {
         return Err(GatewayError::new(
             ErrorCode::RateLimited,
             "too many failed authentications from this address; try again later",

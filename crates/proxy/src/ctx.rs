@@ -7,6 +7,7 @@ use std::time::Duration;
 use blastdoor_auth::Caller;
 use blastdoor_types::ErrorCode;
 use http::{Method, Version};
+use smallvec::SmallVec;
 use tokio::time::Instant;
 
 use crate::endpoint::InFlight;
@@ -40,7 +41,7 @@ pub struct RequestCtx {
     pub quota: Option<(&'static str, Quota)>,
     /// Units limits checked at admission: (index in the service's
     /// `unit_limits`, quota).
-    pub unit_quotas: Vec<(usize, Quota)>,
+    pub unit_quotas: SmallVec<[(usize, Quota); 2]>,
     /// Held while the request is in flight, for the service's concurrency cap.
     pub admission: Option<Admission>,
     /// Held while the request is in flight, for the caller's concurrency cap.
@@ -114,7 +115,7 @@ impl RequestCtx {
             path_params: Vec::new(),
             caller: None,
             quota: None,
-            unit_quotas: Vec::new(),
+            unit_quotas: SmallVec::new(),
             admission: None,
             caller_slot: None,
             upstream: None,

@@ -2,6 +2,7 @@
 //! safe and within budget, record outliers, enforce the deadline.
 
 use std::error::Error as StdError;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use blastdoor_config::UpstreamProtocol;
@@ -10,7 +11,7 @@ use http::header::HOST;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::balance;
 use crate::body::{BodyTooLarge, CallerBodyError, RequestBody};
@@ -57,16 +58,21 @@ fn find_cause<'a, T: StdError + 'static>(e: &'a (dyn StdError + 'static)) -> Opt
     None
 }
 
+/// Sends the request, retrying on another host where allowed, until an
+/// answer's head arrives or `expiry` fires: a timer set to the service's
+/// `timeout`, which a body read whole afterwards shares (one entry in the
+/// runtime's timer wheel per request, not one per wait).
 pub async fn forward(
     clients: &Clients,
     svc: &Arc<ServiceRuntime>,
     ctx: &mut RequestCtx,
     mut out: Outgoing,
     body: RequestBody,
+    mut expiry: Pin<&mut Sleep>,
 ) -> Result<Response<Incoming>, GatewayError> {
     let cfg = &svc.config;
     let client = clients.get(cfg.upstream_protocol);
-    let deadline = Instant::now() + cfg.timeout;
+    let deadline = expiry.deadline();
     let idempotent = is_idempotent(&out.method);
     svc.retry_budget.deposit();
     let mut body = Some(body);
@@ -101,7 +107,7 @@ pub async fn forward(
         let req = build_request(&endpoint, cfg.upstream_protocol, &out, headers, this_body)?;
         let in_flight = endpoint.start();
         let sent = Instant::now();
-        let result = tokio::time::timeout_at(deadline, client.request(req)).await;
+        let result = within(expiry.as_mut(), client.request(req)).await;
         let elapsed = sent.elapsed();
         if let Some(span_id) = span_id {
             ctx.attempt_spans.push(AttemptSpan {
@@ -185,6 +191,20 @@ pub async fn forward(
         svc.metrics.retries.inc();
         avoid = Some(endpoint);
         body = replay;
+    }
+}
+
+/// The upstream did not answer before the exchange's deadline.
+#[derive(Debug)]
+pub struct Expired;
+
+/// Runs `work` until `expiry` fires; the timer stays armed for a later
+/// wait.
+pub async fn within<F: Future>(expiry: Pin<&mut Sleep>, work: F) -> Result<F::Output, Expired> {
+    tokio::select! {
+        biased;
+        out = work => Ok(out),
+        () = expiry => Err(Expired),
     }
 }
 

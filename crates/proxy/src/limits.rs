@@ -13,6 +13,7 @@ use blastdoor_cluster::{BucketCheck, BucketOp, BucketState, Buckets};
 use blastdoor_meter::Usage;
 use blastdoor_types::ErrorCode;
 use http::HeaderValue;
+use tokio::time::Instant;
 
 use crate::ctx::RequestCtx;
 use crate::error::GatewayError;
@@ -180,14 +181,16 @@ fn admit_local(
     caller: Option<&str>,
     ctx: &mut RequestCtx,
 ) -> Result<(), GatewayError> {
+    // Judged as of the request's arrival: one clock read for all buckets.
+    let now = ctx.started;
     let requests = [
-        ("service", svc.limit_all.as_ref().map(|b| b.take())),
+        ("service", svc.limit_all.as_ref().map(|b| b.take(now))),
         (
             "caller",
             svc.limit_per_caller
                 .as_ref()
                 .zip(caller)
-                .map(|(p, c)| p.take(c)),
+                .map(|(p, c)| p.take(c, now)),
         ),
     ];
     for (policy, outcome) in requests {
@@ -207,7 +210,7 @@ fn admit_local(
         }
     }
     for (i, limit) in svc.unit_limits.iter().enumerate() {
-        match limit.check(caller) {
+        match limit.check(caller, now) {
             None => {}
             Some(Ok(q)) => ctx.unit_quotas.push((i, q)),
             Some(Err(q)) => {
@@ -248,9 +251,9 @@ fn refused(q: Quota, detail: String) -> GatewayError {
     GatewayError::new(ErrorCode::RateLimited, detail).retry_after(retry)
 }
 
-/// At settle: charges the units the response used to the units limits,
-/// in Redis when shared (off the request path), else on this node.
-pub fn charge(shared: Option<&Arc<Buckets>>, ctx: &RequestCtx, usage: &Usage) {
+/// At settle (`now`): charges the units the response used to the units
+/// limits, in Redis when shared (off the request path), else on this node.
+pub fn charge(shared: Option<&Arc<Buckets>>, ctx: &RequestCtx, usage: &Usage, now: Instant) {
     let Some(svc) = &ctx.service else { return };
     let used = |limit: &UnitLimit| usage.units.get(&limit.unit).copied().filter(|n| *n > 0);
     let caller = ctx.caller.as_deref().map(|c| c.limit_key());
@@ -258,7 +261,7 @@ pub fn charge(shared: Option<&Arc<Buckets>>, ctx: &RequestCtx, usage: &Usage) {
     let (Some(buckets), Ok(runtime)) = (shared, runtime) else {
         for limit in &svc.unit_limits {
             if let Some(n) = used(limit) {
-                limit.charge(caller, n);
+                limit.charge(caller, n, now);
             }
         }
         return;
@@ -299,7 +302,7 @@ pub fn charge(shared: Option<&Arc<Buckets>>, ctx: &RequestCtx, usage: &Usage) {
 
 fn charge_local(svc: &ServiceRuntime, caller: Option<&str>, charges: &[(usize, u64)]) {
     for &(i, n) in charges {
-        svc.unit_limits[i].charge(caller, n);
+        svc.unit_limits[i].charge(caller, n, Instant::now());
     }
 }
 
@@ -479,7 +482,7 @@ mod tests {
             retry_after_secs: 0,
         };
         ctx.quota = Some(("caller", q));
-        ctx.unit_quotas = vec![(0, q), (63, q)];
+        ctx.unit_quotas = smallvec::smallvec![(0, q), (63, q)];
         assert_eq!(PolicyKey::of(&ctx), key(Some("caller"), 1 | 1 << 63));
         ctx.unit_quotas.push((64, q));
         assert_eq!(PolicyKey::of(&ctx), None);

@@ -98,7 +98,8 @@ async fn run(
     let client_upgrade = parts.extensions.remove::<OnUpgrade>();
     let (outgoing, wants_upgrade) = prepare(ctx, parts, &svc);
     ctx.admitted = true;
-    let mut resp = forward::forward(clients, &svc, ctx, outgoing, body).await?;
+    let mut expiry = std::pin::pin!(tokio::time::sleep(svc.config.timeout));
+    let mut resp = forward::forward(clients, &svc, ctx, outgoing, body, expiry.as_mut()).await?;
     ctx.overhead = Some(ctx.started.elapsed().saturating_sub(ctx.upstream_total));
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         upgrade::tunnel(
@@ -110,19 +111,20 @@ async fn run(
     }
     let (head, body) = resp.into_parts();
     let meter = start_meter(&svc, &head);
-    let (relay, meter) = meter_up_front(&svc, &head, body, meter).await?;
+    let (relay, meter) = meter_up_front(&head, body, meter, expiry).await?;
     Ok((Response::from_parts(head, relay), meter))
 }
 
 /// A whole JSON body of known, bounded length is read and metered before
-/// the head is sent, so the response can carry its cost. Streams and
-/// bodies of unknown length pass through as they arrive and are metered
-/// on the way (their cost is in the access log).
+/// the head is sent, so the response can carry its cost; it must arrive
+/// before the upstream exchange's `expiry`. Streams and bodies of unknown
+/// length pass through as they arrive and are metered on the way (their
+/// cost is in the access log).
 async fn meter_up_front(
-    svc: &ServiceRuntime,
     head: &http::response::Parts,
     body: Incoming,
     meter: Option<Box<Meter>>,
+    expiry: std::pin::Pin<&mut tokio::time::Sleep>,
 ) -> Result<(Relay, Option<Box<Meter>>), GatewayError> {
     let declared = head
         .headers
@@ -136,7 +138,7 @@ async fn meter_up_front(
     if !meter.wants_whole_body() || !bounded {
         return Ok((Relay::Stream(body), Some(meter)));
     }
-    let read = tokio::time::timeout(svc.config.timeout, read_whole(body)).await;
+    let read = forward::within(expiry, read_whole(body)).await;
     let bytes = match read {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(e)) => {
@@ -153,8 +155,10 @@ async fn meter_up_front(
             ));
         }
     };
-    let usage = (*meter).finish_whole(&bytes);
-    Ok((Relay::Whole(bytes), Some(Box::new(Meter::Known(usage)))))
+    let mut meter = meter;
+    let usage = std::mem::replace(&mut *meter, Meter::None).finish_whole(&bytes);
+    *meter = Meter::Known(usage);
+    Ok((Relay::Whole(bytes), Some(meter)))
 }
 
 /// Reads a response body whole. The usual small answer arrives as one

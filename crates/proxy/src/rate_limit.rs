@@ -57,8 +57,10 @@ impl Bucket {
         }
     }
 
-    fn now_ns(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    /// `now` comes from the caller: one clock read serves all of a
+    /// request's buckets.
+    fn now_ns(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
     fn capacity(&self) -> u64 {
@@ -75,8 +77,8 @@ impl Bucket {
     }
 
     /// Takes one request from the bucket, or says how long to wait.
-    pub fn take(&self) -> Result<Quota, Quota> {
-        let now = self.now_ns();
+    pub fn take(&self, now: Instant) -> Result<Quota, Quota> {
+        let now = self.now_ns(now);
         let capacity = self.capacity();
         let mut tat = self.tat.load(Relaxed);
         loop {
@@ -95,8 +97,8 @@ impl Bucket {
 
     /// Whether at least one unit is left, taking nothing: units are
     /// charged once the response says how many were used.
-    pub fn check(&self) -> Result<Quota, Quota> {
-        let now = self.now_ns();
+    pub fn check(&self, now: Instant) -> Result<Quota, Quota> {
+        let now = self.now_ns(now);
         let backlog = self.tat.load(Relaxed).saturating_sub(now);
         let needed = backlog.saturating_add(self.interval_ns);
         if needed > self.capacity() {
@@ -106,11 +108,11 @@ impl Bucket {
     }
 
     /// Charges `n` units; past the limit the bucket goes into debt.
-    pub fn charge(&self, n: u64) {
+    pub fn charge(&self, n: u64, now: Instant) {
         if n == 0 {
             return;
         }
-        let now = self.now_ns();
+        let now = self.now_ns(now);
         let cost = self.interval_ns.saturating_mul(n);
         let _ = self.tat.fetch_update(Relaxed, Relaxed, |tat| {
             Some(tat.max(now).saturating_add(cost))
@@ -118,7 +120,7 @@ impl Bucket {
     }
 
     fn idle(&self) -> bool {
-        self.tat.load(Relaxed) <= self.now_ns()
+        self.tat.load(Relaxed) <= self.now_ns(Instant::now())
     }
 }
 
@@ -156,8 +158,8 @@ impl PerCaller {
             .or_insert_with(|| Bucket::new(self.limit, self.epoch)))
     }
 
-    pub fn take(&self, caller: &str) -> Result<Quota, Quota> {
-        self.with(caller, Bucket::take)
+    pub fn take(&self, caller: &str, now: Instant) -> Result<Quota, Quota> {
+        self.with(caller, |b| b.take(now))
     }
 }
 
@@ -215,13 +217,13 @@ impl UnitLimit {
     }
 
     /// At admission: is at least one unit left?
-    pub fn check(&self, caller: Option<&str>) -> Option<Result<Quota, Quota>> {
-        self.with_bucket(caller, Bucket::check)
+    pub fn check(&self, caller: Option<&str>, now: Instant) -> Option<Result<Quota, Quota>> {
+        self.with_bucket(caller, |b| b.check(now))
     }
 
     /// At settle: charges what the response used.
-    pub fn charge(&self, caller: Option<&str>, n: u64) {
-        self.with_bucket(caller, |b| b.charge(n));
+    pub fn charge(&self, caller: Option<&str>, n: u64, now: Instant) {
+        self.with_bucket(caller, |b| b.charge(n, now));
     }
 }
 
@@ -288,44 +290,57 @@ mod tests {
     async fn allows_the_limit_then_refuses_until_refilled() {
         let b = Bucket::new(6, Instant::now());
         for i in 0..6 {
-            let q = b.take().unwrap();
+            let q = b.take(Instant::now()).unwrap();
             assert_eq!(q.remaining, 5 - i, "{q:?}");
         }
-        let refused = b.take().unwrap_err();
+        let refused = b.take(Instant::now()).unwrap_err();
         assert_eq!(refused.remaining, 0);
         assert_eq!(
             refused.retry_after_secs, 10,
             "one request per 10 s at 6 per minute"
         );
         tokio::time::advance(Duration::from_secs(10)).await;
-        assert!(b.take().is_ok());
-        assert!(b.take().is_err());
+        assert!(b.take(Instant::now()).is_ok());
+        assert!(b.take(Instant::now()).is_err());
         tokio::time::advance(WINDOW).await;
-        assert_eq!(b.take().unwrap().remaining, 5, "a quiet minute refills it");
+        assert_eq!(
+            b.take(Instant::now()).unwrap().remaining,
+            5,
+            "a quiet minute refills it"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn units_are_checked_before_and_charged_after() {
         let l = UnitLimit::service("output_tokens", 600);
-        assert_eq!(l.check(None).unwrap().unwrap().remaining, 600);
-        l.charge(None, 500);
-        assert_eq!(l.check(None).unwrap().unwrap().remaining, 100);
+        assert_eq!(
+            l.check(None, Instant::now()).unwrap().unwrap().remaining,
+            600
+        );
+        l.charge(None, 500, Instant::now());
+        assert_eq!(
+            l.check(None, Instant::now()).unwrap().unwrap().remaining,
+            100
+        );
         // A response may use more than is left: the bucket goes into debt
         // and refuses until the debt is paid down (10 units per second).
-        l.charge(None, 400);
-        let refused = l.check(None).unwrap().unwrap_err();
+        l.charge(None, 400, Instant::now());
+        let refused = l.check(None, Instant::now()).unwrap().unwrap_err();
         assert_eq!(refused.remaining, 0);
         assert_eq!(
             refused.retry_after_secs, 31,
             "300 units of debt + 1 unit at 10/s"
         );
         tokio::time::advance(Duration::from_secs(30)).await;
-        assert!(l.check(None).unwrap().is_err(), "one unit short");
+        assert!(
+            l.check(None, Instant::now()).unwrap().is_err(),
+            "one unit short"
+        );
         tokio::time::advance(Duration::from_millis(100)).await;
-        assert_eq!(l.check(None).unwrap().unwrap().remaining, 1);
+        assert_eq!(l.check(None, Instant::now()).unwrap().unwrap().remaining, 1);
         tokio::time::advance(WINDOW).await;
         assert_eq!(
-            l.check(None).unwrap().unwrap().remaining,
+            l.check(None, Instant::now()).unwrap().unwrap().remaining,
             600,
             "refilled, not beyond"
         );
@@ -335,23 +350,35 @@ mod tests {
     async fn per_caller_units_are_per_caller() {
         let l = UnitLimit::per_caller("image", 10);
         assert!(
-            l.check(None).is_none(),
+            l.check(None, Instant::now()).is_none(),
             "anonymous calls have no caller bucket"
         );
-        l.charge(Some("a"), 10);
-        assert!(l.check(Some("a")).unwrap().is_err());
-        assert_eq!(l.check(Some("b")).unwrap().unwrap().remaining, 10);
+        l.charge(Some("a"), 10, Instant::now());
+        assert!(l.check(Some("a"), Instant::now()).unwrap().is_err());
+        assert_eq!(
+            l.check(Some("b"), Instant::now())
+                .unwrap()
+                .unwrap()
+                .remaining,
+            10
+        );
         tokio::time::advance(Duration::from_secs(6)).await;
-        assert_eq!(l.check(Some("a")).unwrap().unwrap().remaining, 1);
+        assert_eq!(
+            l.check(Some("a"), Instant::now())
+                .unwrap()
+                .unwrap()
+                .remaining,
+            1
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn callers_have_their_own_buckets() {
         let p = PerCaller::new(2);
-        assert!(p.take("a").is_ok());
-        assert!(p.take("a").is_ok());
-        assert!(p.take("a").is_err());
-        assert!(p.take("b").is_ok(), "b is not a");
+        assert!(p.take("a", Instant::now()).is_ok());
+        assert!(p.take("a", Instant::now()).is_ok());
+        assert!(p.take("a", Instant::now()).is_err());
+        assert!(p.take("b", Instant::now()).is_ok(), "b is not a");
     }
 
     #[test]

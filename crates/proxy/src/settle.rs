@@ -162,7 +162,7 @@ impl Settler {
             .map_or(0, |p| i64::try_from(p.cost.micros()).unwrap_or(i64::MAX));
         crate::budget::settle(ctx.reservation.take(), cost);
         if let Some(usage) = &usage {
-            crate::limits::charge(self.shared.buckets.as_ref(), &ctx, usage);
+            crate::limits::charge(self.shared.buckets.as_ref(), &ctx, usage, ended);
         }
         let metrics = ctx
             .service

@@ -88,6 +88,10 @@ fn index(token: &str) -> Option<usize> {
     token.parse().ok()
 }
 
+/// What was found per target, in target order; on the stack for the
+/// usual few targets.
+pub(super) type Findings = smallvec::SmallVec<[Option<Found>; 4]>;
+
 /// Targets as a bit set: at most [`MAX_TARGETS`].
 pub(super) type Mask = u64;
 pub(super) const MAX_TARGETS: usize = Mask::BITS as usize;
@@ -107,7 +111,7 @@ fn members(mut mask: Mask) -> impl Iterator<Item = usize> {
 /// at.
 pub(super) struct Node<'a> {
     pub(super) targets: &'a [Target],
-    pub(super) found: &'a RefCell<Vec<Option<Found>>>,
+    pub(super) found: &'a RefCell<Findings>,
     pub(super) live: Mask,
     pub(super) depth: usize,
 }
