@@ -131,7 +131,7 @@ async fn meter_up_front(
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let Some(meter) = meter else {
+    let Some(mut meter) = meter else {
         return Ok((Relay::Stream(body), None));
     };
     let bounded = declared.is_some_and(|len| len <= blastdoor_meter::MAX_BUFFERED_BODY as u64);
@@ -155,7 +155,6 @@ async fn meter_up_front(
             ));
         }
     };
-    let mut meter = meter;
     let usage = std::mem::replace(&mut *meter, Meter::None).finish_whole(&bytes);
     *meter = Meter::Known(usage);
     Ok((Relay::Whole(bytes), Some(meter)))

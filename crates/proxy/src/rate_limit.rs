@@ -57,10 +57,10 @@ impl Bucket {
         }
     }
 
-    /// `now` comes from the caller: one clock read serves all of a
+    /// `at` comes from the caller: one clock read serves all of a
     /// request's buckets.
-    fn now_ns(&self, now: Instant) -> u64 {
-        u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    fn ns_at(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
     fn capacity(&self) -> u64 {
@@ -78,7 +78,7 @@ impl Bucket {
 
     /// Takes one request from the bucket, or says how long to wait.
     pub fn take(&self, now: Instant) -> Result<Quota, Quota> {
-        let now = self.now_ns(now);
+        let now = self.ns_at(now);
         let capacity = self.capacity();
         let mut tat = self.tat.load(Relaxed);
         loop {
@@ -98,7 +98,7 @@ impl Bucket {
     /// Whether at least one unit is left, taking nothing: units are
     /// charged once the response says how many were used.
     pub fn check(&self, now: Instant) -> Result<Quota, Quota> {
-        let now = self.now_ns(now);
+        let now = self.ns_at(now);
         let backlog = self.tat.load(Relaxed).saturating_sub(now);
         let needed = backlog.saturating_add(self.interval_ns);
         if needed > self.capacity() {
@@ -112,7 +112,7 @@ impl Bucket {
         if n == 0 {
             return;
         }
-        let now = self.now_ns(now);
+        let now = self.ns_at(now);
         let cost = self.interval_ns.saturating_mul(n);
         let _ = self.tat.fetch_update(Relaxed, Relaxed, |tat| {
             Some(tat.max(now).saturating_add(cost))
@@ -120,7 +120,7 @@ impl Bucket {
     }
 
     fn idle(&self) -> bool {
-        self.tat.load(Relaxed) <= self.now_ns(Instant::now())
+        self.tat.load(Relaxed) <= self.ns_at(Instant::now())
     }
 }
 
