@@ -228,17 +228,35 @@ def cmd_report(argv):
               "(sampling 1.0) and writing the access log to a file, over blastdoor as a plain proxy.")
 
 
+def median_ci(vals, level=0.95):
+    """A distribution-free confidence interval for the median: the order
+    statistics x(k) and x(n+1-k), with k the largest rank such that
+    P(Binomial(n, 1/2) < k) <= (1 - level) / 2. Rounds on a shared
+    machine are not normal, so no normal approximation. None when there
+    are too few values for any interval at this level (under 6 at 95%)."""
+    xs = sorted(vals)
+    n, tail, k, below = len(xs), (1 - level) / 2, 0, 0.0
+    while k < n:
+        below += math.comb(n, k) / 2 ** n
+        if below > tail:
+            break
+        k += 1
+    return (xs[k - 1], xs[n - k]) if k else None
+
+
 def paired(rows, target, n, c, key):
     """Run r of `target` over run r of plain blastdoor, for every r both
     have: the blastdoor targets' runs alternate, so each pair ran under
-    the same conditions. Returns (median, min, max, pairs)."""
+    the same conditions. Returns (median, min, max, pairs, 95% interval of
+    the median or None)."""
     plain = {int(r["run"]): r[key] for r in select(rows, "blastdoor", n, c)}
     ratios = [r[key] / plain[int(r["run"])] for r in select(rows, target, n, c)
               if plain.get(int(r["run"])) and not math.isnan(r[key])
               and not math.isnan(plain[int(r["run"])])]
     if not ratios:
         return None
-    return statistics.median(ratios), min(ratios), max(ratios), len(ratios)
+    return (statistics.median(ratios), min(ratios), max(ratios), len(ratios),
+            median_ci(ratios))
 
 
 def paired_report(rows, keys):
@@ -250,12 +268,15 @@ def paired_report(rows, keys):
             if rps is None:
                 continue
             cpu_text = f"{cpu[0]:.2f}x [{cpu[1]:.2f}-{cpu[2]:.2f}]" if cpu else "n/a"
+            ci = f"{rps[4][0]:.2f}-{rps[4][1]:.2f}" if rps[4] else "n/a"
             lines.append(f"{n:>2} {c:>4}  {label:<10} {rps[0]:.2f}x [{rps[1]:.2f}-{rps[2]:.2f}]"
-                         f"   {cpu_text}   {rps[3]}")
+                         f"   {ci:<10}   {cpu_text:<20} {rps[3]}")
     if lines:
         print("== Paired ratios: each round's run over plain's run of the same round; "
-              "median [min-max] over rounds ==")
-        print(f"{'N':>2} {'C':>4}  {'ratio':<10} {'req/s':<20} {'cpu/req':<20} rounds")
+              "median [min-max] over rounds, and the 95% confidence interval of the "
+              "req/s median (distribution-free; needs 6 rounds or more) ==")
+        print(f"{'N':>2} {'C':>4}  {'ratio':<10} {'req/s':<20} {'95% CI':<10}   "
+              f"{'cpu/req':<20} rounds")
         for line in lines:
             print(line)
         print()
