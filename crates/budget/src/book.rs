@@ -28,6 +28,9 @@ pub struct Budget {
     /// Alert thresholds in percent, ascending; at most 32.
     pub alerts: Vec<u32>,
     period_start: AtomicI64,
+    /// Where the current period ends: until then a request needs no
+    /// calendar arithmetic to know its period.
+    period_end: AtomicI64,
     /// Settled cost plus outstanding reservations.
     used: AtomicI64,
     /// Settled cost this period.
@@ -52,6 +55,7 @@ impl Budget {
             hard: record.mode == "hard",
             alerts,
             period_start: AtomicI64::new(period.start(now_ms)),
+            period_end: AtomicI64::new(period.end(now_ms)),
             used: AtomicI64::new(spent),
             settled: AtomicI64::new(spent),
             alerted: AtomicU32::new(0),
@@ -109,6 +113,9 @@ impl Budget {
     /// Starts a new period if `now` is past the current one: spend and
     /// alerts reset, reservations in flight carry over.
     pub(crate) fn roll(&self, now_ms: i64) {
+        if now_ms < self.period_end.load(Ordering::Relaxed) {
+            return;
+        }
         let start = self.period.start(now_ms);
         let current = self.period_start.load(Ordering::Relaxed);
         if start > current
@@ -120,6 +127,8 @@ impl Budget {
             let old = self.settled.swap(0, Ordering::AcqRel);
             self.used.fetch_sub(old, Ordering::AcqRel);
             self.alerted.store(0, Ordering::Release);
+            self.period_end
+                .store(self.period.end(now_ms), Ordering::Relaxed);
         }
     }
 

@@ -53,6 +53,28 @@ impl Period {
             .unix_timestamp()
             * 1000
     }
+
+    /// Unix milliseconds at which the period holding `now_ms` ends (the
+    /// next one begins); `i64::MAX` for a total.
+    pub fn end(self, now_ms: i64) -> i64 {
+        const DAY_MS: i64 = 86_400_000;
+        let start = self.start(now_ms);
+        match self {
+            Period::Total => i64::MAX,
+            Period::Day => start + DAY_MS,
+            Period::Week => start + 7 * DAY_MS,
+            Period::Month => {
+                // 32 days past the first of a month is always in the next.
+                let next = OffsetDateTime::from_unix_timestamp(start / 1000)
+                    .ok()
+                    .and_then(|first| first.date().checked_add(Duration::days(32)))
+                    .and_then(|d| d.replace_day(1).ok());
+                next.map_or(i64::MAX, |d| {
+                    d.with_time(Time::MIDNIGHT).assume_utc().unix_timestamp() * 1000
+                })
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -80,6 +102,32 @@ mod tests {
         let day = Period::Day.start(NOW);
         assert_eq!(Period::Day.start(day), day);
         assert_eq!(Period::Day.start(day - 1), day - 86_400_000);
+    }
+
+    #[test]
+    fn a_period_ends_where_the_next_one_starts() {
+        for p in [Period::Day, Period::Week, Period::Month] {
+            let end = p.end(NOW);
+            assert!(end > NOW, "{p:?}");
+            assert_eq!(
+                p.start(end),
+                end,
+                "{p:?}: the end is a period's first instant"
+            );
+            assert_eq!(
+                p.start(end - 1),
+                p.start(NOW),
+                "{p:?}: the instant before is still this period"
+            );
+        }
+        assert_eq!(Period::Month.end(NOW), 1_796_083_200_000, "2026-12-01");
+        // December rolls into January of the next year.
+        assert_eq!(
+            Period::Month.end(1_796_083_200_000),
+            1_798_761_600_000,
+            "2027-01-01"
+        );
+        assert_eq!(Period::Total.end(NOW), i64::MAX);
     }
 
     #[test]

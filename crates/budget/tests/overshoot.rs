@@ -196,6 +196,14 @@ fn a_new_period_resets_spend_but_keeps_reservations() {
     r.settle(0);
     assert_eq!(budget.spent(), 100);
     assert_eq!(budget.reserved(), 0);
+    // The day after rolls again: each period knows where it ends.
+    let next_day = tomorrow + 86_400_000;
+    assert!(book.reserve(applicable(), 950, tomorrow).is_err());
+    book.reserve(applicable(), 950, next_day)
+        .unwrap()
+        .settle(950);
+    assert_eq!(budget.spent(), 950);
+    assert_eq!(budget.period_start(), budget.period.start(next_day));
 }
 
 #[test]

@@ -257,8 +257,10 @@ pub fn charge(shared: Option<&Arc<Buckets>>, ctx: &RequestCtx, usage: &Usage, no
     let Some(svc) = &ctx.service else { return };
     let used = |limit: &UnitLimit| usage.units.get(&limit.unit).copied().filter(|n| *n > 0);
     let caller = ctx.caller.as_deref().map(|c| c.limit_key());
-    let runtime = tokio::runtime::Handle::try_current();
-    let (Some(buckets), Ok(runtime)) = (shared, runtime) else {
+    // The runtime is only asked for when Redis is there to spawn on: the
+    // lookup clones its handle, which a node-local charge does not need.
+    let runtime = shared.and_then(|b| Some((b, tokio::runtime::Handle::try_current().ok()?)));
+    let Some((buckets, runtime)) = runtime else {
         for limit in &svc.unit_limits {
             if let Some(n) = used(limit) {
                 limit.charge(caller, n, now);
