@@ -220,16 +220,16 @@ def cmd_report(argv):
     paired_report(rows, keys)
     if any(r["target"] == "blastdoor" for r in rows) and any(r["target"] == "nginx" for r in rows):
         print("bd/nginx ratios: req/s higher is better; p50, p99, cpu/req lower is better.")
+    # BENCH_AUTH=1: every blastdoor target checks an API key, so the ratios
+    # are what metering (or tracing) costs on top of the key check.
+    plain = ("blastdoor as a plain proxy checking the same kind of API key"
+             if os.environ.get("BENCH_AUTH") == "1" else "blastdoor as a plain proxy")
     if any(r["target"] == "metered" for r in rows):
-        # BENCH_AUTH=1: the plain target checks an API key too, so the
-        # ratio is what metering, the budget and the limits cost alone.
-        plain = ("blastdoor as a plain proxy checking the same kind of API key"
-                 if os.environ.get("BENCH_AUTH") == "1" else "blastdoor as a plain proxy")
         print("met/plain: blastdoor with key, meter, prices, ledger, hard budget and rate limits "
               f"over {plain}.")
     if any(r["target"] == "traced" for r in rows):
         print("trc/plain: blastdoor exporting a span per request and per upstream attempt over OTLP "
-              "(sampling 1.0) and writing the access log to a file, over blastdoor as a plain proxy.")
+              f"(sampling 1.0) and writing the access log to a file, over {plain}.")
 
 
 def median_ci(vals, level=0.95):
