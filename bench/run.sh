@@ -10,9 +10,13 @@
 #   BENCH_WORKERS   proxy worker counts, space separated  (default "1 2")
 #   BENCH_CONNS     wrk connection counts                 (default "50 200")
 #   WRK_THREADS     wrk threads                           (default 2)
-#   ONLY            comma list of targets: direct,nginx,blastdoor,metered (default all)
+#   ONLY            comma list of targets: direct,nginx,blastdoor,metered,lean,traced
+#                   (default all)
 #                   metered = blastdoor with an API key, a json meter, prices,
 #                   the usage ledger, a hard team budget and rate limits on;
+#                   lean = blastdoor with metering, a budget and a rate limit
+#                   and nothing else: a json meter, prices, a hard service
+#                   budget and the service's requests per minute, no API key;
 #                   traced = blastdoor exporting spans over OTLP (sampling 1.0,
 #                   to the upstream nginx, which answers 200) with the access
 #                   log written to a file
@@ -33,7 +37,7 @@ WARMUP=${BENCH_WARMUP:-2s}
 read -r -a WORKERS_LIST <<<"${BENCH_WORKERS:-1 2}"
 read -r -a CONNS_LIST <<<"${BENCH_CONNS:-50 200}"
 WRK_THREADS=${WRK_THREADS:-2}
-ONLY=${ONLY:-direct,nginx,blastdoor,metered,traced}
+ONLY=${ONLY:-direct,nginx,blastdoor,metered,lean,traced}
 BENCH_AUTH=${BENCH_AUTH:-0}
 # Extra request headers for wrk and curl (the API key with BENCH_AUTH=1).
 HDR=()
@@ -50,8 +54,8 @@ UPSTREAM_ADDR=127.0.0.1:18081
 NGINX_ADDR=127.0.0.1:18082
 # Each blastdoor target listens on its own ports: they run side by side so
 # their runs can alternate (see run_blastdoors).
-declare -A BD_PORT=([blastdoor]=18083 [metered]=18084 [traced]=18085)
-BD_TARGETS=(blastdoor metered traced)
+declare -A BD_PORT=([blastdoor]=18083 [metered]=18084 [traced]=18085 [lean]=18086)
+BD_TARGETS=(blastdoor metered lean traced)
 REQ_PATH=/bench/hello
 EXPECTED_BODY='{"ok":true,"n":1,"msg":"hello from upstream"}'
 READY_TIMEOUT_S=10
@@ -63,7 +67,7 @@ want() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 IFS=',' read -r -a only_items <<<"$ONLY"
 for t in "${only_items[@]}"; do
-    case $t in direct | nginx | blastdoor | metered | traced) ;; *) die "ONLY: unknown target '$t' (use direct,nginx,blastdoor,metered,traced)" ;; esac
+    case $t in direct | nginx | blastdoor | metered | lean | traced) ;; *) die "ONLY: unknown target '$t' (use direct,nginx,blastdoor,metered,lean,traced)" ;; esac
 done
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer"
 
@@ -141,7 +145,7 @@ port_open() { # host:port
     (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null
 }
 
-for a in "$UPSTREAM_ADDR" "$NGINX_ADDR" 127.0.0.1:1808{3,4,5} 127.0.0.1:1809{3,4,5}; do
+for a in "$UPSTREAM_ADDR" "$NGINX_ADDR" 127.0.0.1:1808{3,4,5,6} 127.0.0.1:1809{3,4,5,6}; do
     port_open "$a" && die "$a is already in use; stop whatever listens there first"
 done
 
@@ -284,6 +288,16 @@ rate_limit = { requests_per_minute = 10000000, per_key_requests_per_minute = 100
 per_request = "0.00001"
 units = [{ name = "item", price = "0.0001", from = "/n" }]'
 
+# The lean target: what issue #4 names, metering, a budget and a rate
+# limit, on a public service like the plain target's (a hard service
+# budget is set at start).
+LEAN_BLOCK='meter = "json"
+unpriced = "reject"
+rate_limit = { requests_per_minute = 10000000 }
+[service.price]
+per_request = "0.00001"
+units = [{ name = "item", price = "0.0001", from = "/n" }]'
+
 # start_blastdoor target N C: configure and start one blastdoor target on
 # its own ports; sets BD_PID, BD_URL, BD_METRICS and BD_HDR for it.
 declare -A BD_PID BD_URL BD_METRICS BD_HDR
@@ -299,6 +313,9 @@ start_blastdoor() {
     if [[ $target == metered ]]; then
         printf '%s\n' "$METERED_BLOCK" >>"$cfg"
     fi
+    if [[ $target == lean ]]; then
+        printf '%s\n' "$LEAN_BLOCK" >>"$cfg"
+    fi
     if [[ $target == traced ]]; then
         sed -i "s#^access = \"off\"#access = \"$TMP/$target-n$n-c$c-access.log\"\n[tracing]\notlp_endpoint = \"http://$UPSTREAM_ADDR/v1/traces\"\nsample_ratio = 1.0#" "$cfg"
     fi
@@ -309,6 +326,10 @@ start_blastdoor() {
     fi
     if [[ $target == metered ]]; then
         "$BLASTDOOR_BIN" budgets --config "$cfg" set --team bench --amount 1000000 \
+            --period month --mode hard >/dev/null
+    fi
+    if [[ $target == lean ]]; then
+        "$BLASTDOOR_BIN" budgets --config "$cfg" set --service bench --amount 1000000 \
             --period month --mode hard >/dev/null
     fi
     "$BLASTDOOR_BIN" serve --config "$cfg" >"$blog" 2>&1 &
@@ -377,7 +398,7 @@ log "blastdoor bench: $(nproc) cpus, $(uname -r), $("$NGINX" -v 2>&1), $(wrk -v 
 log "duration=$DURATION warmup=$WARMUP runs=$RUNS wrk_threads=$WRK_THREADS workers=(${WORKERS_LIST[*]}) conns=(${CONNS_LIST[*]}) only=$ONLY"
 
 BD_OK=0
-if want blastdoor || want metered || want traced; then
+if want blastdoor || want metered || want lean || want traced; then
     if [[ -x $BLASTDOOR_BIN ]]; then
         BD_OK=1
         log "blastdoor binary: $BLASTDOOR_BIN ($(date -r "$BLASTDOOR_BIN" '+%F %T'))"

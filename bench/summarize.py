@@ -20,7 +20,9 @@ COLUMNS = [
     "target", "workers", "conns", "run", "rps", "p50_us", "p99_us", "requests",
     "cpu_us_per_req", "rss_idle_kb", "rss_after_kb", "hwm_kb", "sock_errors", "non2xx",
 ]
-TARGETS = ["direct", "nginx", "blastdoor", "metered", "traced"]
+# The blastdoor targets compared with the plain one, and their labels.
+RATIOS = (("metered", "met/plain"), ("lean", "lean/plain"), ("traced", "trc/plain"))
+TARGETS = ["direct", "nginx", "blastdoor", "metered", "lean", "traced"]
 UNIT_US = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6}
 NAN = float("nan")
 
@@ -209,7 +211,7 @@ def cmd_report(argv):
                   f"{ratio(med('blastdoor', n, c, 'p50_us'), med('nginx', n, c, 'p50_us')):>9} "
                   f"{ratio(med('blastdoor', n, c, 'p99_us'), med('nginx', n, c, 'p99_us')):>9} "
                   f"{ratio(med('blastdoor', n, c, 'cpu_us_per_req'), med('nginx', n, c, 'cpu_us_per_req')):>9}")
-        for target, label in (("metered", "met/plain"), ("traced", "trc/plain")):
+        for target, label in RATIOS:
             t_rps = med(target, n, c, "rps")
             if b_rps is not None and t_rps is not None:
                 print(f"{n:>2} {c:>4}  {label:<10} {ratio(t_rps, b_rps):>9} "
@@ -227,6 +229,9 @@ def cmd_report(argv):
     if any(r["target"] == "metered" for r in rows):
         print("met/plain: blastdoor with key, meter, prices, ledger, hard budget and rate limits "
               f"over {plain}.")
+    if any(r["target"] == "lean" for r in rows):
+        print("lean/plain: blastdoor with a meter, prices, ledger, a hard service budget and a "
+              f"service rate limit, over {plain}.")
     if any(r["target"] == "traced" for r in rows):
         print("trc/plain: blastdoor exporting a span per request and per upstream attempt over OTLP "
               f"(sampling 1.0) and writing the access log to a file, over {plain}.")
@@ -266,7 +271,7 @@ def paired(rows, target, n, c, key):
 def paired_report(rows, keys):
     lines = []
     for n, c in keys:
-        for target, label in (("metered", "met/plain"), ("traced", "trc/plain")):
+        for target, label in RATIOS:
             rps = paired(rows, target, n, c, "rps")
             cpu = paired(rows, target, n, c, "cpu_us_per_req")
             if rps is None:

@@ -37,6 +37,10 @@ pub struct Budget {
     settled: AtomicI64,
     /// Thresholds already alerted this period (bit i: `alerts[i]`).
     alerted: AtomicU32,
+    /// Where alerts go besides the log (the webhook queue). Kept here so
+    /// a reservation need not clone the sender: every clone and drop
+    /// writes the channel's counters, which all proxy workers share.
+    alert_tx: Option<mpsc::Sender<Alert>>,
 }
 
 impl Budget {
@@ -59,6 +63,7 @@ impl Budget {
             used: AtomicI64::new(spent),
             settled: AtomicI64::new(spent),
             alerted: AtomicU32::new(0),
+            alert_tx: None,
         };
         // Thresholds already behind us are not news.
         for (i, t) in budget.alerts.iter().enumerate() {
@@ -67,6 +72,12 @@ impl Budget {
             }
         }
         Some(budget)
+    }
+
+    /// Sends this budget's alerts to `tx` as well as to the log.
+    pub fn alerting_to(mut self, tx: Option<mpsc::Sender<Alert>>) -> Budget {
+        self.alert_tx = tx;
+        self
     }
 
     fn matches(&self, record: &BudgetRecord) -> bool {
@@ -310,13 +321,8 @@ impl Book {
         Ok(Reservation {
             budgets,
             estimate,
-            alerts: self.alerts.clone(),
             shared: None,
         })
-    }
-
-    pub(crate) fn alerts(&self) -> Option<mpsc::Sender<Alert>> {
-        self.alerts.clone()
     }
 
     /// Installs the budgets from the store. A budget whose target, period
@@ -333,7 +339,7 @@ impl Book {
             let budget = match kept {
                 Some(b) => Arc::clone(b),
                 None => match Budget::new(&record, spent, now_ms) {
-                    Some(b) => Arc::new(b),
+                    Some(b) => Arc::new(b.alerting_to(self.alerts.clone())),
                     None => {
                         tracing::warn!(scope = record.scope.as_str(), target = %record.target, period = %record.period, "ignoring a budget with an unknown period");
                         continue;
@@ -383,7 +389,6 @@ fn sorted(alerts: &[u32]) -> Vec<u32> {
 pub struct Reservation {
     pub(crate) budgets: Vec<Arc<Budget>>,
     pub(crate) estimate: i64,
-    pub(crate) alerts: Option<mpsc::Sender<Alert>>,
     /// Held in the cluster's tallies rather than in this node's book.
     pub(crate) shared: Option<crate::shared::Held>,
 }
@@ -394,7 +399,6 @@ impl Reservation {
         Reservation {
             budgets: Vec::new(),
             estimate: 0,
-            alerts: None,
             shared: None,
         }
     }
@@ -412,25 +416,21 @@ impl Reservation {
     pub fn settle(mut self, actual: i64) {
         if let Some(held) = self.shared.take() {
             let budgets = std::mem::take(&mut self.budgets);
-            held.settle(budgets, self.estimate, actual.max(0), self.alerts.clone());
+            held.settle(budgets, self.estimate, actual.max(0));
             return;
         }
         let budgets = std::mem::take(&mut self.budgets);
         for b in budgets {
             for threshold in b.settle(self.estimate, actual.max(0)) {
-                self.raise(&b, threshold);
+                raise(&b, threshold);
             }
         }
-    }
-
-    fn raise(&self, b: &Budget, threshold: u32) {
-        raise(self.alerts.as_ref(), b, threshold);
     }
 }
 
 /// Sends an alert for `b` crossing `threshold` to the log and the webhook
 /// queue.
-pub(crate) fn raise(alerts: Option<&mpsc::Sender<Alert>>, b: &Budget, threshold: u32) {
+pub(crate) fn raise(b: &Budget, threshold: u32) {
     let alert = Alert {
         scope: b.scope,
         target: b.target.clone(),
@@ -442,7 +442,7 @@ pub(crate) fn raise(alerts: Option<&mpsc::Sender<Alert>>, b: &Budget, threshold:
         amount_usd: usd(b.amount),
     };
     tracing::warn!(scope = alert.scope.as_str(), target = %alert.target, threshold, spent_usd = %alert.spent_usd, amount_usd = %alert.amount_usd, mode = alert.mode, "budget alert");
-    if let Some(tx) = alerts
+    if let Some(tx) = &b.alert_tx
         && tx.try_send(alert).is_err()
     {
         tracing::warn!("budget alert queue full: webhook not sent");

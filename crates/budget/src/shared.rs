@@ -5,10 +5,9 @@
 use std::sync::Arc;
 
 use blastdoor_cluster::{Tallies, TallyKey, TallyState};
-use tokio::sync::mpsc;
 
 use crate::book::{Budget, Exceeded, Reservation, raise};
-use crate::{Alert, Book, Period};
+use crate::{Book, Period};
 
 /// A day beyond the period, so a tally outlives clock skew and stragglers.
 const MARGIN_MS: u64 = 86_400_000;
@@ -49,7 +48,6 @@ impl Book {
                 Ok(Reservation {
                     budgets,
                     estimate,
-                    alerts: self.alerts(),
                     shared: Some(Held {
                         tallies: Arc::clone(tallies),
                         keys,
@@ -98,15 +96,9 @@ fn tally_key(tallies: &Tallies, b: &Budget) -> TallyKey {
 impl Held {
     /// Replaces the reservation by the real cost in the cluster, off the
     /// request path; alerts the cluster has not raised yet are raised here.
-    pub(crate) fn settle(
-        self,
-        budgets: Vec<Arc<Budget>>,
-        estimate: i64,
-        actual: i64,
-        alerts: Option<mpsc::Sender<Alert>>,
-    ) {
+    pub(crate) fn settle(self, budgets: Vec<Arc<Budget>>, estimate: i64, actual: i64) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            settle_here(&budgets, actual, alerts.as_ref());
+            settle_here(&budgets, actual);
             return;
         };
         runtime.spawn(async move {
@@ -116,13 +108,13 @@ impl Held {
                         b.mirror(used, settled);
                         b.mark_alerted(&crossed);
                         for t in crossed {
-                            raise(alerts.as_ref(), b, t);
+                            raise(b, t);
                         }
                     }
                 }
                 // The cluster keeps the reservation until the period ends
                 // (erring on refusing); this node counts the cost.
-                Err(_) => settle_here(&budgets, actual, alerts.as_ref()),
+                Err(_) => settle_here(&budgets, actual),
             }
         });
     }
@@ -138,10 +130,10 @@ impl Held {
 }
 
 /// Counts a cost on this node's book alone (Redis failed).
-fn settle_here(budgets: &[Arc<Budget>], actual: i64, alerts: Option<&mpsc::Sender<Alert>>) {
+fn settle_here(budgets: &[Arc<Budget>], actual: i64) {
     for b in budgets {
         for t in b.settle(0, actual) {
-            raise(alerts, b, t);
+            raise(b, t);
         }
     }
 }
