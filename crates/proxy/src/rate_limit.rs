@@ -1,8 +1,8 @@
 //! Requests and units per minute, per service and per caller, enforced in
 //! memory on this node with GCRA: one atomic timestamp per bucket, no lock
-//! on the check itself. Per-caller buckets live in a sharded map: finding
-//! a caller's bucket takes a shard's read lock (shared, never waiting on
-//! other readers); only a caller's first call takes the write lock.
+//! on the check itself. Per-caller buckets live in a sharded map read
+//! through arc-swap: finding a caller's bucket writes nothing the other
+//! proxy workers share; only a caller's first call copies its shard.
 //!
 //! A request takes one from a requests bucket at admission. Units (tokens,
 //! images) are known only once the response is read, so a units bucket is
@@ -17,12 +17,17 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::time::Instant;
 
 const WINDOW: Duration = Duration::from_secs(60);
 const SHARDS: usize = 16;
 /// Callers tracked per service and shard before idle ones are dropped.
 const MAX_CALLERS_PER_SHARD: usize = 8192;
+/// How long a caller's bucket is kept after it was made, idle or not: a
+/// bucket just made (and not yet taken from) is full, and must not be
+/// dropped by another caller's eviction before its first call uses it.
+const KEPT_AT_LEAST: Duration = Duration::from_secs(1);
 
 /// The outcome of a check, for the `RateLimit` headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,17 +47,26 @@ pub struct Bucket {
     limit: u64,
     interval_ns: u64,
     epoch: Instant,
+    /// When the bucket was made, ns since `epoch`.
+    made: u64,
     /// Theoretical arrival time of the next request, ns since `epoch`.
     tat: AtomicU64,
 }
 
 impl Bucket {
     pub fn new(limit: u64, epoch: Instant) -> Bucket {
+        Bucket::made_at(limit, epoch, epoch)
+    }
+
+    /// A bucket made at `now`, full since `epoch`: a request judged as of
+    /// any time finds it full.
+    fn made_at(limit: u64, epoch: Instant, now: Instant) -> Bucket {
         let window = u64::try_from(WINDOW.as_nanos()).unwrap_or(u64::MAX);
         Bucket {
             limit,
             interval_ns: (window / limit.max(1)).max(1),
             epoch,
+            made: ns_since(epoch, now),
             tat: AtomicU64::new(0),
         }
     }
@@ -60,7 +74,7 @@ impl Bucket {
     /// `at` comes from the caller: one clock read serves all of a
     /// request's buckets.
     fn ns_at(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+        ns_since(self.epoch, at)
     }
 
     fn capacity(&self) -> u64 {
@@ -119,43 +133,77 @@ impl Bucket {
         });
     }
 
-    fn idle(&self) -> bool {
-        self.tat.load(Relaxed) <= self.ns_at(Instant::now())
+    /// Full, and older than [`KEPT_AT_LEAST`]: dropping it loses nothing.
+    fn idle(&self, now: Instant) -> bool {
+        let now = self.ns_at(now);
+        let kept_for = u64::try_from(KEPT_AT_LEAST.as_nanos()).unwrap_or(u64::MAX);
+        let kept_until = self.made.saturating_add(kept_for);
+        self.tat.load(Relaxed) <= now && kept_until <= now
     }
 }
+
+fn ns_since(epoch: Instant, at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// One shard of a [`PerCaller`]: replaced whole when a caller is added.
+type CallerMap = HashMap<String, Arc<Bucket>>;
 
 /// Buckets per caller for one service.
 #[derive(Debug)]
 pub struct PerCaller {
     limit: u64,
     epoch: Instant,
-    shards: [RwLock<HashMap<String, Bucket>>; SHARDS],
+    /// Callers kept per shard before idle ones are dropped.
+    max_per_shard: usize,
+    shards: [ArcSwap<CallerMap>; SHARDS],
 }
 
 impl PerCaller {
     pub fn new(limit: u64) -> PerCaller {
+        PerCaller::keeping(limit, MAX_CALLERS_PER_SHARD)
+    }
+
+    fn keeping(limit: u64, max_per_shard: usize) -> PerCaller {
         PerCaller {
             limit,
             epoch: Instant::now(),
-            shards: std::array::from_fn(|_| RwLock::new(HashMap::default())),
+            max_per_shard,
+            shards: std::array::from_fn(|_| ArcSwap::default()),
         }
     }
 
-    /// Runs `f` on the caller's bucket (made on first use) under its
-    /// shard's read lock: the bucket is used where it lies, with no
-    /// reference count to bump on a line other workers also write.
+    /// Runs `f` on the caller's bucket (made on first use). The shard is
+    /// loaded through arc-swap, whose loads use a slot of the reading
+    /// thread: no lock word or reference count that every proxy worker
+    /// writes, only the bucket itself.
     pub fn with<R>(&self, caller: &str, f: impl FnOnce(&Bucket) -> R) -> R {
         let shard = &self.shards[shard_of(caller)];
-        if let Some(b) = shard.read().unwrap_or_else(|p| p.into_inner()).get(caller) {
+        if let Some(b) = shard.load().get(caller) {
             return f(b);
         }
-        let mut map = shard.write().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_CALLERS_PER_SHARD && !map.contains_key(caller) {
-            map.retain(|_, b| !b.idle());
-        }
-        f(map
-            .entry(caller.to_string())
-            .or_insert_with(|| Bucket::new(self.limit, self.epoch)))
+        f(&self.add(shard, caller))
+    }
+
+    /// Adds the caller's bucket to its shard (dropping idle callers when
+    /// the shard is full) and returns it. Two threads adding at once: rcu
+    /// retries the loser on the winner's map, so both use one bucket.
+    fn add(&self, shard: &ArcSwap<CallerMap>, caller: &str) -> Arc<Bucket> {
+        let now = Instant::now();
+        let mut added = None;
+        shard.rcu(|map| {
+            let mut map = CallerMap::clone(map);
+            if map.len() >= self.max_per_shard && !map.contains_key(caller) {
+                map.retain(|_, b| !b.idle(now));
+            }
+            let bucket = map
+                .entry(caller.to_string())
+                .or_insert_with(|| Arc::new(Bucket::made_at(self.limit, self.epoch, now)));
+            added = Some(Arc::clone(bucket));
+            map
+        });
+        // rcu runs its closure at least once.
+        added.unwrap_or_else(|| Arc::new(Bucket::made_at(self.limit, self.epoch, now)))
     }
 
     pub fn take(&self, caller: &str, now: Instant) -> Result<Quota, Quota> {
@@ -379,6 +427,94 @@ mod tests {
         assert!(p.take("a", Instant::now()).is_ok());
         assert!(p.take("a", Instant::now()).is_err());
         assert!(p.take("b", Instant::now()).is_ok(), "b is not a");
+    }
+
+    /// A request is judged as of its arrival, which may be before its
+    /// caller's bucket was made: the bucket is full then too.
+    #[tokio::test(start_paused = true)]
+    async fn a_new_callers_bucket_is_full_as_of_the_requests_arrival() {
+        let p = PerCaller::new(6);
+        let arrived = Instant::now();
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let q = p.take("a", arrived).unwrap();
+        assert_eq!((q.remaining, q.reset_secs), (5, 10));
+    }
+
+    /// Threads making the first calls of the same new callers at once
+    /// share one bucket per caller: no call is counted in a bucket that
+    /// another thread's addition replaced.
+    #[test]
+    fn concurrent_first_calls_share_one_bucket() {
+        let p = PerCaller::new(3);
+        let callers: Vec<String> = (0..60).map(|i| format!("caller-{i}")).collect();
+        let admitted: Vec<std::sync::atomic::AtomicU64> =
+            callers.iter().map(|_| Default::default()).collect();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..2 {
+                        for (c, n) in callers.iter().zip(&admitted) {
+                            if p.take(c, Instant::now()).is_ok() {
+                                n.fetch_add(1, Relaxed);
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        for (c, n) in callers.iter().zip(&admitted) {
+            assert_eq!(n.load(Relaxed), 3, "{c}: 8 calls at 3 per minute");
+        }
+        let kept: usize = p.shards.iter().map(|s| s.load().len()).sum();
+        assert_eq!(kept, callers.len());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_shard_drops_idle_callers_and_keeps_busy_ones() {
+        const MAX: usize = 8;
+        let p = PerCaller::keeping(3, MAX);
+        let shard0: Vec<String> = (0..)
+            .map(|i| format!("c{i}"))
+            .filter(|c| shard_of(c) == 0)
+            .take(MAX + 1)
+            .collect();
+        let (filler, last) = shard0.split_at(MAX);
+        for c in filler {
+            assert!(p.take(c, Instant::now()).is_ok());
+        }
+        // Each bucket owes 20 s (one call at 3 per minute): none is idle.
+        assert!(p.take(&last[0], Instant::now()).is_ok());
+        assert_eq!(p.shards[0].load().len(), MAX + 1);
+        tokio::time::advance(Duration::from_secs(30)).await;
+        // The first filler is busy again; the rest have been full for 10 s.
+        assert!(p.take(&filler[0], Instant::now()).is_ok());
+        let newcomer = (0..)
+            .map(|i| format!("n{i}"))
+            .find(|c| shard_of(c) == 0)
+            .unwrap_or_default();
+        assert!(p.take(&newcomer, Instant::now()).is_ok());
+        let kept = p.shards[0].load();
+        assert!(kept.contains_key(&filler[0]), "busy callers stay");
+        assert!(kept.contains_key(&newcomer));
+        assert!(!kept.contains_key(&filler[1]), "idle callers make room");
+        assert_eq!(kept.len(), 2);
+        drop(kept);
+        // Callers just added are kept, although their buckets are full.
+        let more: Vec<String> = (0..)
+            .map(|i| format!("m{i}"))
+            .filter(|c| shard_of(c) == 0)
+            .take(MAX)
+            .collect();
+        for c in &more {
+            p.with(c, |_| ());
+        }
+        assert_eq!(p.shards[0].load().len(), MAX + 2);
+        tokio::time::advance(KEPT_AT_LEAST).await;
+        // A dropped caller starts again with a full bucket.
+        assert_eq!(p.take(&filler[1], Instant::now()).unwrap().remaining, 2);
+        let kept = p.shards[0].load();
+        assert_eq!(kept.len(), 3, "the fresh ones are idle now");
+        assert!(kept.contains_key(&filler[0]) && kept.contains_key(&newcomer));
     }
 
     #[test]
