@@ -3,7 +3,8 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use sqlx::any::AnyRow;
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use crate::ledger::hour_of;
@@ -84,6 +85,60 @@ fn multi_row_sql(
     sql
 }
 
+/// The multi-row INSERT of `chunk`'s records, then `tail`. Text is bound
+/// borrowed from the records: no copy per field.
+fn insert_query<'q>(
+    backend: Backend,
+    chunk: &'q [LedgerRecord],
+    tail: &str,
+) -> Query<'q, Any, AnyArguments> {
+    let sql = multi_row_sql(backend, "ledger", ledger_columns!(), 19, chunk.len(), tail);
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for r in chunk {
+        let units = serde_json::to_string(&r.units).unwrap_or_else(|_| "{}".to_string());
+        q = q
+            .bind(r.id.as_str())
+            .bind(r.at)
+            .bind(r.request_id.as_str())
+            .bind(r.trace_id.as_str())
+            .bind(r.origin.as_str())
+            .bind(r.consumer.as_str())
+            .bind(r.key_id.as_str())
+            .bind(r.team.as_str())
+            .bind(r.service.as_str())
+            .bind(r.operation.as_str())
+            .bind(r.method.as_str())
+            .bind(i64::from(r.status))
+            .bind(r.error.as_deref())
+            .bind(i64::from(r.complete))
+            .bind(to_i64(r.latency_ms))
+            .bind(r.model.as_deref())
+            .bind(units)
+            .bind(r.cost_micros)
+            .bind(r.unpriced.as_deref());
+    }
+    q
+}
+
+/// Inserts the records, none of which should be stored yet; false (stop,
+/// roll back) as soon as one was. Asks only how many rows went in: the
+/// store returns no ids, and none are collected.
+async fn insert_all_new(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    records: &[LedgerRecord],
+) -> Result<bool> {
+    for chunk in records.chunks(INSERT_ROWS) {
+        let done = insert_query(backend, chunk, "ON CONFLICT (id) DO NOTHING")
+            .execute(&mut **tx)
+            .await?;
+        if done.rows_affected() != chunk.len() as u64 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Inserts records not yet stored; returns the ids that were new.
 async fn insert_records(
     tx: &mut Transaction<'_, Any>,
@@ -92,39 +147,7 @@ async fn insert_records(
 ) -> Result<std::collections::HashSet<String>> {
     let mut inserted = std::collections::HashSet::new();
     for chunk in records.chunks(INSERT_ROWS) {
-        let sql = multi_row_sql(
-            backend,
-            "ledger",
-            ledger_columns!(),
-            19,
-            chunk.len(),
-            "ON CONFLICT (id) DO NOTHING RETURNING id",
-        );
-        // Text is bound borrowed from the records: no copy per field.
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for r in chunk {
-            let units = serde_json::to_string(&r.units).unwrap_or_else(|_| "{}".to_string());
-            q = q
-                .bind(r.id.as_str())
-                .bind(r.at)
-                .bind(r.request_id.as_str())
-                .bind(r.trace_id.as_str())
-                .bind(r.origin.as_str())
-                .bind(r.consumer.as_str())
-                .bind(r.key_id.as_str())
-                .bind(r.team.as_str())
-                .bind(r.service.as_str())
-                .bind(r.operation.as_str())
-                .bind(r.method.as_str())
-                .bind(i64::from(r.status))
-                .bind(r.error.as_deref())
-                .bind(i64::from(r.complete))
-                .bind(to_i64(r.latency_ms))
-                .bind(r.model.as_deref())
-                .bind(units)
-                .bind(r.cost_micros)
-                .bind(r.unpriced.as_deref());
-        }
+        let q = insert_query(backend, chunk, "ON CONFLICT (id) DO NOTHING RETURNING id");
         for row in q.fetch_all(&mut **tx).await? {
             inserted.insert(row.try_get::<String, _>("id")?);
         }
@@ -315,6 +338,17 @@ fn record_from_row(row: &AnyRow) -> Result<LedgerRecord> {
 
 impl LedgerStore for SqlStore {
     async fn append_ledger(&self, batch: &[LedgerRecord]) -> Result<usize> {
+        // Usually every record is new. Fewer rows going in than records
+        // means a replay (the spool read again after a crash, or a batch
+        // whose commit's answer was lost): then the batch is stored again,
+        // asking the store which ids are new.
+        let mut tx = self.pool().begin().await?;
+        if insert_all_new(&mut tx, self.backend, batch).await? {
+            add_rollups(&mut tx, self.backend, &roll_up(batch.iter())).await?;
+            tx.commit().await?;
+            return Ok(batch.len());
+        }
+        tx.rollback().await?;
         let mut tx = self.pool().begin().await?;
         let inserted = insert_records(&mut tx, self.backend, batch).await?;
         // Only new records count: a replayed spool must not count twice.

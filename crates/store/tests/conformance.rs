@@ -242,6 +242,30 @@ async fn ledger<S: LedgerStore>(s: &S) {
         s.unpriced_models(0).await.unwrap(),
         vec![("chat".to_string(), "gpt-9".to_string())]
     );
+
+    // A replay whose one known record comes after the first multi-row
+    // insert: the records before it are not stored or counted twice.
+    let day_later = T0 + 86_400_000;
+    let many: Vec<LedgerRecord> = (0..120)
+        .map(|i| record(&format!("m{i:03}"), day_later, "bulk", 1, &[("n", 2)]))
+        .collect();
+    assert_eq!(s.append_ledger(&many[110..111]).await.unwrap(), 1);
+    assert_eq!(s.append_ledger(&many).await.unwrap(), 119);
+    assert_eq!(s.ledger_count().await.unwrap(), 4 + 120);
+    let bulk = s
+        .usage(GroupBy::Team, day_later, day_later + 1)
+        .await
+        .unwrap();
+    assert_eq!(bulk.len(), 1);
+    assert_eq!(
+        (
+            bulk[0].group.as_str(),
+            bulk[0].requests,
+            bulk[0].cost_micros
+        ),
+        ("bulk", 120, 120)
+    );
+    assert_eq!(bulk[0].units, BTreeMap::from([("n".to_string(), 240)]));
 }
 
 async fn budgets<S: BudgetStore>(s: &S) {
