@@ -223,6 +223,33 @@ async fn a_spool_left_by_a_dead_process_is_replayed_and_a_torn_line_skipped() {
     );
 }
 
+/// Lines that are not UTF-8 or not JSON are counted and skipped; the
+/// records around them, text in any script included, read back whole.
+#[test]
+fn corrupt_lines_are_skipped_and_the_rest_read_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut worldly = record(1);
+    worldly.consumer = "zoë \"the door\" 🚪\n".to_string();
+    let mut bytes = Vec::new();
+    for line in [
+        serde_json::to_vec(&record(0)).unwrap(),
+        b"{\"id\":\"\xff\"}".to_vec(),
+        serde_json::to_vec(&worldly).unwrap(),
+        b"not json".to_vec(),
+        serde_json::to_vec(&record(2)).unwrap(),
+    ] {
+        bytes.extend_from_slice(&line);
+        bytes.push(b'\n');
+    }
+    let path = dir.path().join("segment");
+    std::fs::write(&path, &bytes).unwrap();
+    let (mut buf, mut records) = (Vec::new(), Vec::new());
+    let chunk = blastdoor_ledger::spool::read_chunk(&path, 0, 100, &mut buf, &mut records).unwrap();
+    assert_eq!((chunk.records, chunk.corrupt), (3, 2));
+    assert_eq!(chunk.end, bytes.len() as u64);
+    assert_eq!(records, vec![record(0), worldly, record(2)]);
+}
+
 #[test]
 fn a_full_spool_refuses_records_instead_of_growing() {
     let dir = tempfile::tempdir().unwrap();
